@@ -1,0 +1,56 @@
+# Sparse muon-image generation pipeline (Lu et al., "Sparse Image Generation with Decoupled
+# Generative Models", NeurIPS 2019 ML4PS).
+#
+#   snakemake --cores all                 the whole pipeline (default config.yaml)
+#   snakemake --cores all simulate        Delphes ROOT files only
+#   snakemake --cores all images          + images.h5
+#   snakemake --cores all train           + trained models
+#   snakemake --cores all figures         figures/tables from cached samples and models
+#   snakemake --profile workflow/profiles/paper    paper scale, containers
+#
+# Rules hold no physics: each calls a package CLI with explicit paths and parameters.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulation.smk"
+include: "workflow/rules/imaging.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/analysis.smk"
+
+
+localrules: all, simulate, images, train, figures
+
+
+rule all:
+    input:
+        simulation_targets(),
+        imaging_targets(),
+        training_targets(),
+        analysis_targets(),
+    default_target: True
+
+
+rule simulate:
+    input:
+        simulation_targets(),
+
+
+rule images:
+    input:
+        imaging_targets(),
+
+
+rule train:
+    input:
+        training_targets(),
+
+
+rule figures:
+    input:
+        analysis_targets(),

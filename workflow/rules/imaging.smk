@@ -1,0 +1,3 @@
+# placeholder until the imaging stage lands
+def imaging_targets():
+    return []
