@@ -9,12 +9,15 @@
 #   snakemake --profile workflow/profiles/paper    paper scale, containers
 #
 # Rules hold no physics: each calls a package CLI with explicit paths and parameters.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# Defaults come from the project's config.yaml; `--configfile my.yaml` overrides keys of it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

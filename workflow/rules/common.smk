@@ -11,22 +11,32 @@ SCHEMA_DIR = PROJECT_DIR / "workflow" / "schemas"
 CONFIG_SECTIONS = ("simulation", "imaging", "training", "analysis")
 
 
-def _validate_section(data, schema_file, where):
-    """Validate (and fill defaults of) one config section; name the key that is wrong."""
-    try:
-        validate(data, str(schema_file), set_default=True)
-    except WorkflowError as exc:
+def _validate_section(data, schema_file, prefix):
+    """Validate one config section (defaults filled in); name every key that is wrong."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(schema_file.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join([*prefix, *map(str, err.absolute_path)]) or "<top level>"
+        problems.append(f"  - key '{key}': {err.message}")
+    if problems:
+        where = f"section '{prefix[0]}:'" if prefix else "the top level"
         raise WorkflowError(
-            f"config error in {where} (schema {schema_file.relative_to(PROJECT_DIR)}):\n{exc}\n"
-            "Fix the key named above in your config file (see config.yaml for the documented defaults)."
-        ) from None
+            f"config error in {where} (checked against {schema_file.relative_to(PROJECT_DIR)}):\n"
+            + "\n".join(problems)
+            + "\nFix these keys in your config file; config.yaml and the schema document every key."
+        )
+    validate(data, str(schema_file), set_default=True)
 
 
-_validate_section(config, SCHEMA_DIR / "config.schema.yaml", "the top level of the config")
+_validate_section(config, SCHEMA_DIR / "config.schema.yaml", ())
 for _section in CONFIG_SECTIONS:
     _schema = SCHEMA_DIR / f"{_section}.schema.yaml"
     if _schema.exists():
-        _validate_section(config[_section], _schema, f"section '{_section}:'")
+        _validate_section(config[_section], _schema, (_section,))
 
 OUTDIR = Path(config["outdir"])
 SAMPLES = list(config["samples"])
