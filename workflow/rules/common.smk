@@ -41,8 +41,20 @@ for _section in CONFIG_SECTIONS:
 OUTDIR = Path(config["outdir"])
 SAMPLES = list(config["samples"])
 SEED = int(config["seed"])
-# Python of the environment that runs Snakemake (the project venv, or the conda env).
-PYTHON = sys.executable
+
+# Which Python runs the package CLIs: by default the one that runs Snakemake (the project
+# venv); with --use-conda / --use-apptainer, the `python` of the rule's environment.
+from snakemake.settings.types import DeploymentMethod
+
+_DEPLOY = workflow.deployment_settings.deployment_method
+USES_CONDA = DeploymentMethod.CONDA in _DEPLOY
+USES_CONTAINERS = DeploymentMethod.APPTAINER in _DEPLOY
+PYTHON = "python" if (USES_CONDA or USES_CONTAINERS) else sys.executable
+CONDA_ENV = str(PROJECT_DIR / "envs" / "pipeline.yaml")
+# The package CLIs (python -m simulation|imaging|model|analysis) import from the project
+# folder, whatever the working directory (--directory) is.
+# (Snakemake formats the prefix: doubled braces are literal braces.)
+shell.prefix('export PYTHONPATH="' + str(PROJECT_DIR) + '${{PYTHONPATH:+:$PYTHONPATH}}"; ')
 LOGS = OUTDIR / "logs"
 BENCH = OUTDIR / "benchmarks"
 
