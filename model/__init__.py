@@ -1,0 +1,20 @@
+"""Decoupled sparse generative models for muon calorimeter images (Lu et al. 2019).
+
+A generator maps noise to per-pixel parameters theta = (logit pi, eta); an image is
+x = z * beta with z ~ Bern(pi) and beta ~ p(. | eta) (a `NonZeroLikelihood`). Modules:
+
+- `generators`   4-layer fully connected and 4-layer deconvolutional generators
+- `likelihoods`  the non-zero-value likelihood (Gaussian with fixed sigma) and its interface
+- `objectives`   the (batch, K) log-likelihood matrix, `paper` and `bound` objectives
+- `data`         loading and validating training images
+- `training`     the seeded, resumable training loop
+- `sampling`     generated images from a trained model into the images.h5 schema
+- `baseline`     the `independent_pixels` baseline
+- `synthetic`    synthetic sparse images for tests and benchmarks (no physics)
+
+CLI: ``python -m model {train,sample,baseline,synthetic} --help``.
+"""
+
+__all__ = ["ModelError"]
+
+from .errors import ModelError

@@ -1,3 +1,217 @@
-# placeholder until the analysis stage lands
+# Analysis: isolation (paper eq. 3), EMD table, CaloChallenge-style metrics, Figures 2 and 3.
+# Owner: analysis/ (python -m analysis ...). Inputs are ONLY the cached image files
+# {sample}/images.h5 and generated/{sample}/{model}.h5, never model checkpoints, so
+# `snakemake figures` after a plotting-only change redraws plots and retrains nothing.
+# Plot settings are params of the plotting rules only: changing analysis.figure2/figure3/
+# features/plots reruns those rules, not the metrics (and vice versa).
+
+ANALYSIS = config["analysis"]
+
+if "GENERATED_MODELS" in globals():
+    ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk, incl. "independent_pixels"
+else:  # training stage not wired in yet: keep the other targets usable, analyse nothing
+    from snakemake.logging import logger
+
+    logger.warning("analysis.smk: training.smk defines no GENERATED_MODELS; the analysis targets are empty")
+    ANALYSIS_MODELS = []
+
+_MAX_IMAGES = f"--max-images {ANALYSIS['max_images']}" if ANALYSIS["max_images"] else ""
+_PLOT = ANALYSIS["plots"]
+_CLF = ANALYSIS["metrics"]["classifier"]
+
+
+def _real_images(sample):
+    return out(sample, "images.h5")
+
+
+def _generated_images(sample, model):
+    return out("generated", sample, f"{model}.h5")
+
+
+def _metrics_records():
+    return [out("analysis", s, f"{m}.metrics.json") for s in SAMPLES for m in ANALYSIS_MODELS]
+
+
+# SAMPLE=PATH and SAMPLE:MODEL=PATH arguments of the multi-sample figure commands.
+_REAL_ARGS = [f"{s}={_real_images(s)}" for s in SAMPLES]
+_GENERATED_ARGS = [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in ANALYSIS_MODELS]
+_ALL_IMAGES = [_real_images(s) for s in SAMPLES] + [
+    _generated_images(s, m) for s in SAMPLES for m in ANALYSIS_MODELS
+]
+
+FIGURE2 = [out("figures", f"figure2_isolation.{ext}") for ext in ("pdf", "png")]
+FIGURE3_LINEAR = [out("figures", f"figure3_average_images_linear.{ext}") for ext in ("pdf", "png")]
+FIGURE3_LOG = [out("figures", f"figure3_average_images_log.{ext}") for ext in ("pdf", "png")]
+EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
+METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
+
+
 def analysis_targets():
-    return []
+    """Figures and tables of the analysis stage (the `figures` target)."""
+    if not ANALYSIS_MODELS:
+        return []
+    per_sample = [
+        out("figures", f"{kind}_{s}.{ext}")
+        for kind in ("features", "correlations")
+        for s in SAMPLES
+        for ext in ("pdf", "png")
+    ]
+    return FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + per_sample + EMD_TABLE + METRICS_TABLE
+
+
+localrules: analysis_emd_table, analysis_metrics_table
+
+
+rule analysis_metrics:
+    """All real-vs-generated metrics of one sample and model (isolation EMD, classifier AUC, ...)."""
+    input:
+        real=_real_images("{sample}"),
+        generated=_generated_images("{sample}", "{model}"),
+    output:
+        out("analysis", "{sample}", "{model}.metrics.json"),
+    params:
+        seed=SEED,
+        cone=ANALYSIS["isolation_cone"],
+        bins=ANALYSIS["metrics"]["separation_bins"],
+        hidden=" ".join(map(str, _CLF["hidden_layers"])),
+        epochs=_CLF["epochs"],
+        lr=_CLF["learning_rate"],
+        test_fraction=_CLF["test_fraction"],
+        clf_max=_CLF["max_images_per_class"],
+        max_images=_MAX_IMAGES,
+    log:
+        LOGS / "analysis" / "metrics_{sample}_{model}.log",
+    benchmark:
+        BENCH / "analysis" / "metrics_{sample}_{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
+        " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
+        " --cone {params.cone} --separation-bins {params.bins} --clf-hidden {params.hidden}"
+        " --clf-epochs {params.epochs} --clf-learning-rate {params.lr}"
+        " --clf-test-fraction {params.test_fraction} --clf-max-images {params.clf_max}"
+        " {params.max_images} --out {output} > {log} 2>&1"
+
+
+rule analysis_emd_table:
+    """Isolation EMD per sample and model beside the paper's values."""
+    input:
+        _metrics_records(),
+    output:
+        report(EMD_TABLE[0], caption="../report/isolation_emd.rst", category="Tables"),
+        EMD_TABLE[1],
+    log:
+        LOGS / "analysis" / "emd_table.log",
+    shell:
+        "{PYTHON} -m analysis emd-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+
+
+rule analysis_metrics_table:
+    """One metrics table for the run (all samples and models)."""
+    input:
+        _metrics_records(),
+    output:
+        report(METRICS_TABLE[0], caption="../report/metrics.rst", category="Tables"),
+        METRICS_TABLE[1],
+    log:
+        LOGS / "analysis" / "metrics_table.log",
+    shell:
+        "{PYTHON} -m analysis metrics-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+
+
+rule analysis_figure2:
+    """Paper Figure 2: isolation histograms, real vs every model, per sample."""
+    input:
+        _ALL_IMAGES,
+    output:
+        FIGURE2[0],
+        report(FIGURE2[1], caption="../report/figure2.rst", category="Figures", subcategory="Paper"),
+    params:
+        real=_REAL_ARGS,
+        generated=_GENERATED_ARGS,
+        cone=ANALYSIS["isolation_cone"],
+        bins=ANALYSIS["figure2"]["bins"],
+        iso_max=f"--iso-max {ANALYSIS['figure2']['iso_max']}" if ANALYSIS["figure2"]["iso_max"] else "",
+        log_y="--log-y" if ANALYSIS["figure2"]["log_y"] else "",
+        style=_PLOT["style"],
+        dpi=_PLOT["dpi"],
+        max_images=_MAX_IMAGES,
+    log:
+        LOGS / "analysis" / "figure2.log",
+    benchmark:
+        BENCH / "analysis" / "figure2.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "{PYTHON} -m analysis figure2 --real {params.real} --generated {params.generated}"
+        " --cone {params.cone} --bins {params.bins} {params.iso_max} {params.log_y}"
+        " --style {params.style} --dpi {params.dpi} {params.max_images} --out {output} > {log} 2>&1"
+
+
+rule analysis_figure3:
+    """Paper Figure 3: average images real | generated per sample, linear and log colour scale."""
+    input:
+        _ALL_IMAGES,
+    output:
+        FIGURE3_LINEAR[0],
+        report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+        FIGURE3_LOG[0],
+        report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+    params:
+        real=_REAL_ARGS,
+        generated=_GENERATED_ARGS,
+        cmap=ANALYSIS["figure3"]["cmap"],
+        style=_PLOT["style"],
+        dpi=_PLOT["dpi"],
+        max_images=_MAX_IMAGES,
+    log:
+        LOGS / "analysis" / "figure3.log",
+    benchmark:
+        BENCH / "analysis" / "figure3.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
+        " --cmap {params.cmap} --style {params.style} --dpi {params.dpi} {params.max_images}"
+        " --out-linear {output[0]} {output[1]} --out-log {output[2]} {output[3]} > {log} 2>&1"
+
+
+rule analysis_features:
+    """CaloChallenge-style figures of one sample: feature distributions and pixel correlations."""
+    input:
+        real=_real_images("{sample}"),
+        generated=lambda wc: [_generated_images(wc.sample, m) for m in ANALYSIS_MODELS],
+    output:
+        out("figures", "features_{sample}.pdf"),
+        report(out("figures", "features_{sample}.png"), caption="../report/features.rst",
+               category="Figures", subcategory="Features"),
+        out("figures", "correlations_{sample}.pdf"),
+        report(out("figures", "correlations_{sample}.png"), caption="../report/correlations.rst",
+               category="Figures", subcategory="Correlations"),
+    params:
+        generated=lambda wc: [f"{m}={_generated_images(wc.sample, m)}" for m in ANALYSIS_MODELS],
+        cone=ANALYSIS["isolation_cone"],
+        bins=ANALYSIS["features"]["bins"],
+        style=_PLOT["style"],
+        dpi=_PLOT["dpi"],
+        max_images=_MAX_IMAGES,
+    log:
+        LOGS / "analysis" / "features_{sample}.log",
+    benchmark:
+        BENCH / "analysis" / "features_{sample}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "{PYTHON} -m analysis features --sample {wildcards.sample} --real {input.real}"
+        " --generated {params.generated} --cone {params.cone} --bins {params.bins}"
+        " --style {params.style} --dpi {params.dpi} {params.max_images}"
+        " --out-features {output[0]} {output[1]} --out-correlations {output[2]} {output[3]} > {log} 2>&1"

@@ -1,3 +1,60 @@
-# placeholder until the imaging stage lands
-def imaging_targets():
+# Imaging: Delphes chunk files -> muon-centred 32x32 calorimeter images (images.h5).
+# Code: imaging/ (python -m imaging build --help). Config: `imaging:` in config.yaml,
+# schema workflow/schemas/imaging.schema.yaml.
+#
+# Reweighting: the signal's muon-pT histogram is matched to the background's, so the signal
+# rule takes background/images.h5 (weights 1) as a reference input and the background is
+# imaged first. Without a configured background sample the signal keeps its event weights
+# and the CLI logs a warning.
+IMAGING = config["imaging"]
+
+
+def _delphes_chunks(wildcards):
+    """Delphes chunk files of a sample: simulation.smk's delphes_chunks(sample) when defined,
+    else the chunk files already on disk (none: the CLI stops with a clear error)."""
+    if "delphes_chunks" in globals():
+        return delphes_chunks(wildcards.sample)
+    found = glob_wildcards(out(wildcards.sample, "delphes", "chunk{i}.root")).i
+    return [out(wildcards.sample, "delphes", f"chunk{i}.root") for i in sorted(found, key=int)]
+
+
+def _reweight_reference(wildcards):
+    """Signal is reweighted to the background muon pT: background/images.h5, when configured."""
+    if wildcards.sample == "signal" and "background" in SAMPLES:
+        return out("background", "images.h5")
     return []
+
+
+rule build_images:
+    input:
+        chunks=_delphes_chunks,
+        reference=_reweight_reference,
+    output:
+        out("{sample}", "images.h5"),
+    log:
+        LOGS / "imaging" / "{sample}.log",
+    benchmark:
+        BENCH / "imaging" / "{sample}.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input: 2000 + 3 * int(input.size_mb),
+        runtime=60,
+    conda:
+        CONDA_ENV
+    params:
+        c=IMAGING,
+        seed=SEED,
+    shell:
+        "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
+        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress"
+        " --npix {params.c[npix]} --radius {params.c[radius]} --quantity {params.c[quantity]}"
+        " --muon-pt-min {params.c[muon_pt_min]} --muon-pt-max {params.c[muon_pt_max]}"
+        " --muon-abs-eta-max {params.c[muon_abs_eta_max]} --muons-per-event {params.c[muons_per_event]}"
+        " --reweight-pt-bins {params.c[reweight_pt_bins]} --use-event-weight {params.c[use_event_weight]}"
+        " --read-chunk-entries {params.c[read_chunk_entries]}"
+        " > {log} 2>&1"
+
+
+def imaging_targets():
+    """images.h5 of every configured sample."""
+    return [out(sample, "images.h5") for sample in SAMPLES]

@@ -1,0 +1,82 @@
+"""Per-image and per-pixel features used by the metrics and the feature figures."""
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import delta_r_map
+from .isolation import DEFAULT_CONE, cone_et, isolation
+
+
+def image_features(
+    images: np.ndarray, muon_pt_gev: np.ndarray, radius: float, cone: float = DEFAULT_CONE,
+    *, source: str = "images",
+) -> dict[str, np.ndarray]:
+    """1-D features per image (N,): isolation, total ET (GeV), non-zero pixel count, max pixel ET (GeV)."""
+    flat = images.reshape(images.shape[0], -1)
+    return {
+        "isolation": isolation(images, muon_pt_gev, radius, cone, source=source),
+        "total_et": flat.sum(axis=1, dtype=np.float64),
+        "n_nonzero": np.count_nonzero(flat, axis=1).astype(np.float64),
+        "max_pixel_et": flat.max(axis=1).astype(np.float64) if flat.shape[0] else np.zeros(0),
+    }
+
+
+#: Feature name -> (axis label, unit) for tables and figures.
+FEATURE_LABELS = {
+    "isolation": ("isolation (eq. 3)", ""),
+    "total_et": ("total $E_T$ per image", "GeV"),
+    "n_nonzero": ("non-zero pixels per image", ""),
+    "max_pixel_et": ("max pixel $E_T$ per image", "GeV"),
+    "pixel_et": ("non-zero pixel $E_T$", "GeV"),
+}
+
+
+def nonzero_pixel_values(images: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ET (GeV) of every non-zero pixel and the weight of the image it belongs to (intensity spectrum)."""
+    flat = images.reshape(images.shape[0], -1)
+    rows, cols = np.nonzero(flat)
+    return flat[rows, cols].astype(np.float64), np.asarray(weight, dtype=np.float64)[rows]
+
+
+def zero_pixel_fraction(images: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted fraction of pixels that are exactly zero (the paper quotes 98.83% for real images)."""
+    per_image = 1.0 - np.count_nonzero(images.reshape(images.shape[0], -1), axis=1) / images[0].size
+    return float(np.average(per_image, weights=weight))
+
+
+def average_image(images: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted mean image (npix, npix) in GeV per pixel."""
+    w = np.asarray(weight, dtype=np.float64)
+    return np.tensordot(w, images, axes=(0, 0)) / w.sum()
+
+
+def ring_profile(images: np.ndarray, radius: float, n_rings: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """ET (GeV) and non-zero pixel count per image in `n_rings` equal-width dR rings: two (N, n_rings)."""
+    npix = images.shape[1]
+    dr = delta_r_map(npix, radius).reshape(-1)
+    ring = np.minimum((dr / radius * n_rings).astype(np.int64), n_rings - 1)  # corners join the last ring
+    onehot = np.zeros((dr.size, n_rings), dtype=np.float32)
+    onehot[np.arange(dr.size), ring] = 1.0
+    flat = images.reshape(images.shape[0], -1)
+    return flat @ onehot, (flat > 0).astype(np.float32) @ onehot
+
+
+def classifier_features(images: np.ndarray, radius: float, n_rings: int = 8) -> np.ndarray:
+    """Inputs of the two-sample classifier (N, 4 + 2 n_rings), float32.
+
+    Total ET, non-zero count, ET in dR < 0.2, max pixel ET and the radial ET / occupancy
+    profile (ET features as log(1 + ET/GeV)). Deliberately not the raw 1024 pixels: on those
+    the classifier memorises individual pixel values, and a baseline resampled from the real
+    file then scores AUC < 0.5 on held-out real images (seen on toys: 0.43).
+    """
+    flat = images.reshape(images.shape[0], -1)
+    et, count = ring_profile(images, radius, n_rings)
+    cols = [
+        np.log1p(flat.sum(axis=1, dtype=np.float64))[:, None],
+        np.count_nonzero(flat, axis=1)[:, None],
+        np.log1p(cone_et(images, radius, DEFAULT_CONE))[:, None],
+        np.log1p(flat.max(axis=1))[:, None],
+        np.log1p(et),
+        count,
+    ]
+    return np.concatenate([np.asarray(c, dtype=np.float32) for c in cols], axis=1)

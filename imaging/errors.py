@@ -1,0 +1,6 @@
+"""The imaging stage's known-error class (the CLI prints it as `error: ...`, exit 2)."""
+from __future__ import annotations
+
+
+class ImagingError(ValueError):
+    """Bad input to the imaging stage: unreadable/non-Delphes file, missing branch, no muons."""

@@ -1,0 +1,201 @@
+"""Columnar reading of Delphes ROOT trees: only the branches imaging needs, in chunks.
+
+Accepts real Delphes output (TClonesArray split branches such as `Tower/Tower.ET`, counter
+`Tower_size`, `Event/Event.Weight` one entry per event) and the flat TTrees or RNTuples
+that uproot writes with the same branch names (`Tower.ET` etc.; `Event.Weight` flat or
+jagged). Each chunk comes back as whole arrays: no per-event Python loop.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from .config import QUANTITY_BRANCHES
+from .errors import ImagingError
+
+log = logging.getLogger(__name__)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as `Type: message` on one line (uproot's messages span several)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+TREE_NAME = "Delphes"
+TOWER_POSITION = ("Tower.Eta", "Tower.Phi")
+MUON_BRANCHES = ("Muon.PT", "Muon.Eta", "Muon.Phi", "Muon.Charge")
+EVENT_WEIGHT = "Event.Weight"
+
+
+@dataclass
+class EventChunk:
+    """One block of consecutive events of one file, as flat numpy arrays.
+
+    Towers are flat over the chunk with `tower_offsets` (n_events + 1) marking each
+    event's slice; muons likewise with `muon_offsets`.
+    """
+
+    path: Path
+    entry_start: int
+    n_events: int
+    tower_offsets: np.ndarray  # (n_events + 1,) int64
+    tower_eta: np.ndarray  # (n_towers,) float32
+    tower_phi: np.ndarray  # (n_towers,) float32, rad
+    tower_value: np.ndarray  # (n_towers,) float32, GeV: the configured image quantity
+    muon_offsets: np.ndarray  # (n_events + 1,) int64
+    muon_pt: np.ndarray  # (n_muons,) float32, GeV
+    muon_eta: np.ndarray  # (n_muons,) float32
+    muon_phi: np.ndarray  # (n_muons,) float32, rad
+    muon_charge: np.ndarray  # (n_muons,) float32
+    event_weight: np.ndarray  # (n_events,) float64
+
+
+def branches_needed(quantity: str, use_event_weight: bool) -> tuple[str, ...]:
+    """The Delphes branches read for an image quantity (nothing else is read)."""
+    weight = (EVENT_WEIGHT,) if use_event_weight else ()
+    return (*TOWER_POSITION, *QUANTITY_BRANCHES[quantity], *MUON_BRANCHES, *weight)
+
+
+def open_delphes_tree(path: str | Path) -> Any:
+    """Open `path` and return its `Delphes` tree; clear errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImagingError(f"{path}: no such file; run the simulation stage first (snakemake simulate)")
+    if path.stat().st_size == 0:
+        raise ImagingError(f"{path}: empty file (0 bytes); the job that wrote it probably died - delete it and rerun")
+    try:
+        handle = uproot.open(path, handler=uproot.source.file.MemmapSource)  # local files: no I/O thread
+    except Exception as exc:  # uproot raises ValueError/OSError/... depending on what it finds
+        raise ImagingError(
+            f"{path}: not a readable ROOT file ({_one_line(exc)}); "
+            "expected Delphes output with a 'Delphes' tree (a file cut short by a crash looks like this too: "
+            "rerun the job that wrote it)"
+        ) from exc
+    names = [k.split(";")[0] for k in handle.keys(recursive=False)]
+    if TREE_NAME not in names:
+        raise ImagingError(
+            f"{path}: no '{TREE_NAME}' tree (found {names or 'nothing'}); "
+            "is this Delphes output? A file cut short by a crash can also look like this - rerun its job"
+        )
+    try:
+        return handle[TREE_NAME]
+    except Exception as exc:
+        raise ImagingError(
+            f"{path}: cannot read the '{TREE_NAME}' tree ({_one_line(exc)}); the file may be truncated - "
+            "rerun the job that wrote it"
+        ) from exc
+
+
+def resolve_branches(tree: Any, path: Path, names: Sequence[str]) -> dict[str, Any]:
+    """Map each Delphes branch name to the tree's branch/field object, or name what is missing."""
+    found: dict[str, Any] = {}
+    missing = []
+    for name in names:
+        try:
+            found[name] = tree[name]
+        except Exception:  # uproot.KeyInFileError for TTrees and RNTuples alike
+            missing.append(name)
+    if missing:
+        collections = sorted({m.split(".")[0] for m in missing})
+        raise ImagingError(
+            f"{path}: missing branch(es) {missing} in tree '{TREE_NAME}'; the Delphes card must write "
+            f"the {collections} branch(es) (Tower needs the Calorimeter module and its branch in "
+            "TreeWriter; see the simulation cards)"
+        )
+    return found
+
+
+def _jagged_flat(array: ak.Array, name: str, path: Path, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, flat values) of a one-level jagged array."""
+    if array.ndim != 2:
+        raise ImagingError(f"{path}: branch '{name}' has type {array.type}, expected a list per event")
+    counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    flat = ak.to_numpy(ak.flatten(array, axis=1)).astype(dtype, copy=False)
+    return offsets, flat
+
+
+def _event_weight(array: ak.Array, path: Path) -> np.ndarray:
+    """Per-event weight from `Event.Weight`: flat, or Delphes' one-entry list per event."""
+    if array.ndim == 1:
+        return ak.to_numpy(array).astype(np.float64)
+    if array.ndim == 2:
+        return ak.to_numpy(ak.fill_none(ak.firsts(array, axis=1), 1.0)).astype(np.float64)
+    raise ImagingError(f"{path}: branch '{EVENT_WEIGHT}' has type {array.type}, expected one number per event")
+
+
+def read_chunk(
+    branches: dict[str, Any], path: Path, start: int, stop: int, quantity: str
+) -> EventChunk:
+    """Read events [start, stop) of one file into an `EventChunk`."""
+    arrays = {}
+    for name, branch in branches.items():
+        try:
+            arrays[name] = branch.array(entry_start=start, entry_stop=stop, library="ak")
+        except Exception as exc:
+            raise ImagingError(
+                f"{path}: cannot read branch '{name}' entries {start}-{stop} ({_one_line(exc)}); "
+                "the file may be truncated or corrupt - rerun the job that wrote it"
+            ) from exc
+    tower_offsets, tower_eta = _jagged_flat(arrays["Tower.Eta"], "Tower.Eta", path, np.float32)
+    columns = {}
+    for name in ("Tower.Phi", *QUANTITY_BRANCHES[quantity]):
+        offsets, columns[name] = _jagged_flat(arrays[name], name, path, np.float32)
+        if not np.array_equal(offsets, tower_offsets):
+            raise ImagingError(f"{path}: branch '{name}' has a different tower count than 'Tower.Eta'")
+    if quantity == "et":
+        value = columns["Tower.ET"]
+    else:  # ECAL/HCAL parts are energies: transverse part = E / cosh(eta)
+        energy = columns[QUANTITY_BRANCHES[quantity][0]]
+        value = (energy / np.cosh(tower_eta.astype(np.float64))).astype(np.float32)
+    muon = {}
+    muon_offsets = None
+    for name in MUON_BRANCHES:
+        offsets, muon[name] = _jagged_flat(arrays[name], name, path, np.float32)
+        if muon_offsets is None:
+            muon_offsets = offsets
+        elif not np.array_equal(offsets, muon_offsets):
+            raise ImagingError(f"{path}: branch '{name}' has a different muon count than 'Muon.PT'")
+    n_events = stop - start
+    if EVENT_WEIGHT in arrays:
+        weight = _event_weight(arrays[EVENT_WEIGHT], path)
+    else:
+        weight = np.ones(n_events, dtype=np.float64)
+    return EventChunk(
+        path=path, entry_start=start, n_events=n_events,
+        tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"], tower_value=value,
+        muon_offsets=muon_offsets, muon_pt=muon["Muon.PT"], muon_eta=muon["Muon.Eta"],
+        muon_phi=muon["Muon.Phi"], muon_charge=muon["Muon.Charge"], event_weight=weight,
+    )
+
+
+def count_entries(paths: Sequence[str | Path], quantity: str, use_event_weight: bool) -> dict[Path, int]:
+    """Open and check every input up front (tree, branches) and return its number of events."""
+    names = branches_needed(quantity, use_event_weight)
+    entries = {}
+    for p in map(Path, paths):
+        tree = open_delphes_tree(p)
+        resolve_branches(tree, p, names)
+        entries[p] = int(tree.num_entries)
+    return entries
+
+
+def iter_chunks(
+    paths: Sequence[str | Path], quantity: str, use_event_weight: bool, chunk_entries: int
+) -> Iterator[EventChunk]:
+    """Yield `EventChunk`s of at most `chunk_entries` events, file after file."""
+    names = branches_needed(quantity, use_event_weight)
+    for p in map(Path, paths):
+        tree = open_delphes_tree(p)
+        branches = resolve_branches(tree, p, names)
+        n = int(tree.num_entries)
+        if n == 0:
+            log.warning("%s: tree '%s' has no events", p, TREE_NAME)
+        for start in range(0, n, chunk_entries):
+            yield read_chunk(branches, p, start, min(n, start + chunk_entries), quantity)

@@ -1,0 +1,141 @@
+"""`python -m model {train,sample,baseline,synthetic}`: the model stage's command line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from imaging.provenance import config_digest
+
+from .errors import ModelError
+
+log = logging.getLogger("model")
+
+
+def _set_threads(n: int) -> None:
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .config import TrainConfig
+    from .data import load_training_data
+    from .seeding import derive_seed
+    from .training import save_model, train, write_log_csv
+
+    cfg = TrainConfig.from_mapping({
+        "arch": args.arch, "width": args.width, "noise_dim": args.noise_dim, "epochs": args.epochs,
+        "batch_size": args.batch_size, "K": args.K, "lr": args.lr, "objective": args.objective,
+        "likelihood": args.likelihood, "device": args.device,
+        "seed": derive_seed(args.seed, "train", args.sample or "", args.model_name),
+    })
+    data = load_training_data(args.input, max_images=args.max_images)
+    out = Path(args.out)
+    ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
+    result = train(data, cfg, ckpt_dir, progress=not args.no_progress)
+    write_log_csv(args.log_csv or out.with_name("train_log.csv"), result.log_rows)
+    save_model(out, result, data, extra={
+        "master_seed": args.seed, "model_name": args.model_name, "training_images": str(args.input),
+        "settings_digest": config_digest(cfg.to_dict()),
+    })
+    log.info("wrote %s", out)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .sampling import sample_to_file
+    from .seeding import derive_seed
+
+    seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
+    path = sample_to_file(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
+                          device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
+    log.info("wrote %s", path)
+
+
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from .baseline import MODEL_NAME, baseline_to_file
+    from .seeding import derive_seed
+
+    seed = derive_seed(args.seed, "sample", args.sample or "", MODEL_NAME)
+    path = baseline_to_file(args.input, args.out, n=args.n, seed=seed, progress=not args.no_progress)
+    log.info("wrote %s", path)
+
+
+def cmd_synthetic(args: argparse.Namespace) -> None:
+    from .synthetic import write_synthetic_file
+
+    path = write_synthetic_file(args.out, args.n, npix=args.npix, seed=args.seed, sample=args.sample or "signal")
+    log.info("wrote %s (%d synthetic images)", path, args.n)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seed", type=int, default=0, help="master seed (streams derive from seed, sample, model)")
+        sp.add_argument("--sample", default="", help="sample name (signal/background), part of the seed stream")
+        sp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest per core at these sizes)")
+        sp.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+    t = sub.add_parser("train", help="train one decoupled generator on an images.h5 file")
+    t.add_argument("--in", dest="input", required=True, help="training images (images.h5)")
+    t.add_argument("--out", required=True, help="model file to write (model.pt)")
+    t.add_argument("--log-csv", help="per-epoch CSV log (default: train_log.csv next to --out)")
+    t.add_argument("--checkpoint-dir", help="checkpoint folder (default: checkpoints/ next to --out)")
+    t.add_argument("--model-name", default="model", help="model name (part of the seed stream)")
+    t.add_argument("--arch", default=d.arch, choices=["fc", "deconv"], help="generator architecture")
+    t.add_argument("--width", type=int, default=d.width, help="hidden units (fc) / first deconv channels")
+    t.add_argument("--noise-dim", type=int, default=d.noise_dim, help="noise vector size")
+    t.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help="data images per step")
+    t.add_argument("--K", type=int, default=d.K, help="generated parameter sets per step")
+    t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    t.add_argument("--objective", default=d.objective, choices=["bound", "paper"], help="training objective")
+    t.add_argument("--likelihood", default=d.likelihood, help="non-zero value likelihood")
+    t.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--max-images", type=int, help="use only the first N images (tests, benchmarks)")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate images from a trained model into the images.h5 schema")
+    s.add_argument("--model", required=True, help="trained model.pt")
+    s.add_argument("--out", required=True, help="generated images file (.h5)")
+    s.add_argument("--model-name", required=True, help="model name (recorded; part of the seed stream)")
+    s.add_argument("--n", type=int, help="number of images (default: as many as the training images)")
+    s.add_argument("--batch-size", type=int, default=4096, help="images per batch")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    common(s)
+    s.set_defaults(func=cmd_sample)
+
+    b = sub.add_parser("baseline", help="independent-pixel baseline from real images")
+    b.add_argument("--in", dest="input", required=True, help="real images (images.h5)")
+    b.add_argument("--out", required=True, help="generated images file (.h5)")
+    b.add_argument("--n", type=int, help="number of images (default: as many as real)")
+    common(b)
+    b.set_defaults(func=cmd_baseline)
+
+    y = sub.add_parser("synthetic", help="write synthetic sparse images (tests/benchmarks; not physics)")
+    y.add_argument("--out", required=True, help="images.h5 to write")
+    y.add_argument("--n", type=int, default=1000, help="number of images")
+    y.add_argument("--npix", type=int, default=32, help="image side in pixels")
+    common(y)
+    y.set_defaults(func=cmd_synthetic)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; a ModelError prints `error: <message>` and returns 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _set_threads(args.threads)
+    try:
+        args.func(args)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

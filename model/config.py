@@ -1,0 +1,64 @@
+"""Training settings of one model (what config.yaml `training:` resolves to per model)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from .errors import ModelError
+from .generators import GeneratorSpec
+from .likelihoods import LIKELIHOODS
+from .objectives import OBJECTIVES
+
+#: settings that may change between a checkpoint and its resumption (more epochs, other device)
+NOT_IN_RESUME_KEY = ("epochs", "device")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run; `seed` is this model's own (derived) seed."""
+
+    arch: str = "fc"  # fc | deconv
+    width: int = 256  # hidden units (fc) / channels of the first deconv map
+    noise_dim: int = 32  # size of the generator's Gaussian noise
+    epochs: int = 30
+    batch_size: int = 512  # data images per step
+    K: int = 128  # generated parameter sets per step (shared by the batch)
+    lr: float = 1e-3  # Adam learning rate
+    objective: str = "bound"  # bound | paper
+    likelihood: str = "gaussian_fixed_sigma"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def check(self) -> None:
+        """Raise ModelError naming the bad setting."""
+        for name in ("width", "noise_dim", "epochs", "batch_size", "K"):
+            if int(getattr(self, name)) < 1:
+                raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ModelError(f"training setting 'lr' must be > 0, got {self.lr}")
+        if self.objective not in OBJECTIVES:
+            raise ModelError(f"training setting 'objective' must be one of {sorted(OBJECTIVES)}, got '{self.objective}'")
+        if self.likelihood not in LIKELIHOODS:
+            raise ModelError(f"training setting 'likelihood' must be one of {sorted(LIKELIHOODS)}, got '{self.likelihood}'")
+
+    def generator_spec(self, npix: int) -> GeneratorSpec:
+        """The generator these settings describe, for images of npix x npix."""
+        return GeneratorSpec(arch=self.arch, npix=npix, noise_dim=self.noise_dim, width=self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resume_key(self) -> dict[str, Any]:
+        """The settings a checkpoint must share with this run to be resumed."""
+        return {k: v for k, v in asdict(self).items() if k not in NOT_IN_RESUME_KEY}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a dict, ignoring None; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelError(f"unknown training settings {unknown}; known: {sorted(known)}")
+        cfg = cls(**{k: v for k, v in values.items() if v is not None})
+        cfg.check()
+        return cfg

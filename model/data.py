@@ -1,0 +1,127 @@
+"""Training images: load an images.h5 file, validate it, and summarise it for the model.
+
+Validation happens here, once, so that training never starts on data it cannot fit:
+wrong shape, NaN/inf, negative ET, or no non-zero pixel at all are clear errors.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imaging.h5schema import ImageFileError, read_image_file
+from imaging.provenance import file_digest
+
+from .errors import ModelError
+
+
+@dataclass
+class TrainingData:
+    """Flattened training images with normalised weights and the statistics the model needs."""
+
+    x: torch.Tensor  # (N, D) float32, ET in GeV, D = npix * npix
+    weight: torch.Tensor  # (N,) float32, normalised to mean 1
+    npix: int
+    radius: float
+    sample: str
+    digest: str  # sha256 of the file (or of the arrays) the data came from
+    mean_muon_pt_gev: float  # weighted mean muon pT (what unconditional samples stand for)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.x.shape[1])
+
+    def occupancy(self) -> torch.Tensor:
+        """(D,) weighted fraction of images in which each pixel is non-zero."""
+        z = (self.x != 0).to(torch.float64)
+        w = self.weight.to(torch.float64)
+        return (w @ z) / w.sum()
+
+    def nonzero_mean(self) -> torch.Tensor:
+        """(D,) weighted mean ET (GeV) of each pixel where it is non-zero (global mean if never)."""
+        w = self.weight.to(torch.float64)
+        x = self.x.to(torch.float64)
+        z = (x != 0).to(torch.float64)
+        num, den = w @ x, w @ z
+        global_mean = float(num.sum() / den.sum())
+        return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, global_mean))
+
+    def nonzero_std(self) -> float:
+        """Weighted standard deviation (GeV) of all non-zero pixel values: the paper's sigma."""
+        mask = self.x != 0
+        values = self.x[mask].to(torch.float64)
+        w = self.weight[:, None].expand_as(self.x)[mask].to(torch.float64)
+        mean = (w * values).sum() / w.sum()
+        return float(torch.sqrt((w * (values - mean) ** 2).sum() / w.sum()))
+
+
+def validate_images(images: np.ndarray, weight: np.ndarray, where: str) -> None:
+    """Raise ModelError unless images are (N, npix, npix), finite, >= 0, not all zero."""
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[0] == 0:
+        raise ModelError(
+            f"{where}: images have shape {tuple(images.shape)}, expected (N, npix, npix) with N > 0; "
+            "pass the images.h5 written by the imaging stage"
+        )
+    if not np.isfinite(images).all():
+        bad = int((~np.isfinite(images)).any(axis=(1, 2)).sum())
+        raise ModelError(f"{where}: {bad} images contain NaN or inf; fix or drop them before training")
+    if (images < 0).any():
+        raise ModelError(
+            f"{where}: {int((images < 0).sum())} pixels have negative ET; the sparse model needs ET >= 0 "
+            "(zero means 'no deposit')"
+        )
+    n_nonzero = int(np.count_nonzero(images))
+    if n_nonzero == 0:
+        raise ModelError(f"{where}: every pixel of every image is zero; there is nothing to learn")
+    if weight.shape != (images.shape[0],):
+        raise ModelError(f"{where}: weight has shape {weight.shape}, expected ({images.shape[0]},)")
+    if not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
+        raise ModelError(f"{where}: weights must be finite, >= 0 and not all zero")
+
+
+def training_data_from_arrays(
+    images: np.ndarray,
+    weight: np.ndarray | None = None,
+    muon_pt_gev: np.ndarray | None = None,
+    *,
+    sample: str = "synthetic",
+    radius: float = 0.4,
+    digest: str | None = None,
+    where: str = "training images",
+) -> TrainingData:
+    """Validate in-memory images (N, npix, npix) and build TrainingData (used by tests too)."""
+    images = np.asarray(images)
+    n = images.shape[0] if images.ndim >= 1 else 0
+    weight = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    validate_images(images, weight, where)
+    if digest is None:  # digest of the array bytes themselves
+        digest = hashlib.sha256(np.ascontiguousarray(images, dtype=np.float32).tobytes()).hexdigest()[:16]
+    pt = np.full(n, np.nan) if muon_pt_gev is None else np.asarray(muon_pt_gev, dtype=np.float64)
+    finite = np.isfinite(pt)
+    mean_pt = float(np.sum(weight[finite] * pt[finite]) / np.sum(weight[finite])) if finite.any() else float("nan")
+    w = weight / weight.mean()
+    npix = int(images.shape[1])
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(n, npix * npix))
+    return TrainingData(
+        x=x, weight=torch.from_numpy(w.astype(np.float32)), npix=npix, radius=float(radius),
+        sample=sample, digest=digest, mean_muon_pt_gev=mean_pt,
+    )
+
+
+def load_training_data(path: str | Path, max_images: int | None = None) -> TrainingData:
+    """Read and validate an images.h5 file; the digest is the file's sha256."""
+    path = Path(path)
+    try:
+        data = read_image_file(path, max_images=max_images)
+    except ImageFileError as exc:
+        raise ModelError(str(exc)) from None
+    return training_data_from_arrays(
+        data.images, data.weight, data.muon_pt, sample=data.sample or path.parent.name,
+        radius=data.radius, digest=file_digest(path), where=str(path),
+    )

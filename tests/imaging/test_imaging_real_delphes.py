@@ -1,0 +1,100 @@
+"""Real Pythia 8 -> real Delphes (stock CMS card, which writes Tower) -> imaging.
+
+Pins that the reader accepts genuine Delphes output (TClonesArray split branches such as
+`Tower/Tower.ET`, `Event.Weight` one entry per event) and that the columnar images equal an
+independent per-muon computation with awkward + vector.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+import vector
+
+from imaging import ImagingConfig, build_images
+
+N_EVENTS = 40
+PYTHIA_SETTINGS = [  # Z'(20 GeV) -> mu mu, 13 TeV, like the signal sample (small and fast)
+    "Beams:eCM = 13000", "NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3",
+    "32:m0 = 20", "32:onMode = off", "32:onIfAny = 13", "PhaseSpace:mHatMin = 15", "PhaseSpace:mHatMax = 25",
+    "Random:setSeed = on", "Random:seed = 11", "Next:numberCount = 0", "Print:quiet = on",
+]
+
+
+def _write_hepmc2(path, n_events):
+    """Pythia events to HepMC2 ASCII (what DelphesHepMC2 reads), via pyhepmc's from_hepevt."""
+    pythia8 = pytest.importorskip("pythia8mc")
+    pyhepmc = pytest.importorskip("pyhepmc")
+    pythia = pythia8.Pythia("", False)
+    for line in PYTHIA_SETTINGS:
+        pythia.readString(line)
+    assert pythia.init()
+    with pyhepmc.io.WriterAsciiHepMC2(str(path)) as writer:
+        written = 0
+        while written < n_events:
+            if not pythia.next():
+                continue
+            ev = pythia.event
+            rows = [(p.id(), 1 if p.isFinal() else 2, p.px(), p.py(), p.pz(), p.e(), p.m(),
+                     p.xProd(), p.yProd(), p.zProd(), p.tProd(), p.mother1(), p.mother2(),
+                     p.daughter1(), p.daughter2()) for p in (ev[i] for i in range(1, ev.size()))]
+            a = np.array(rows)
+            g = pyhepmc.GenEvent()
+            g.from_hepevt(event_number=written, px=a[:, 2], py=a[:, 3], pz=a[:, 4], en=a[:, 5], m=a[:, 6],
+                          pid=a[:, 0].astype(int), status=a[:, 1].astype(int),
+                          parents=a[:, 11:13].astype(int), children=a[:, 13:15].astype(int),
+                          vx=a[:, 7], vy=a[:, 8], vz=a[:, 9], vt=a[:, 10])
+            g.weights = [1.0]
+            writer.write(g)
+            written += 1
+
+
+@pytest.fixture(scope="module")
+def real_delphes_file(tmp_path_factory, delphes):
+    tmp = tmp_path_factory.mktemp("real_delphes")
+    hepmc = tmp / "events.hepmc"
+    _write_hepmc2(hepmc, N_EVENTS)
+    card = tmp / "card.tcl"  # stock CMS card without the (large) generator-particle branch
+    card.write_text((delphes / "cards" / "delphes_card_CMS.tcl").read_text().replace(
+        "add Branch Delphes/allParticles Particle GenParticle", "# (Particle branch not needed)"))
+    out = tmp / "chunk0.root"
+    proc = subprocess.run([str(delphes / "bin" / "DelphesHepMC2"), str(card), str(out), str(hepmc)],
+                          cwd=delphes, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+def test_real_delphes_file_matches_an_independent_computation(real_delphes_file):
+    tree = uproot.open(real_delphes_file)["Delphes"]
+    assert "Tower/Tower.ET" in tree.keys() and tree.num_entries == N_EVENTS  # genuine nested layout
+    cfg = ImagingConfig(muon_pt_min=3.0, muon_pt_max=60.0, read_chunk_entries=7)
+    build = build_images([real_delphes_file], cfg, sample="signal")
+    assert len(build.muon_pt) >= 5 and (build.weight == 1).all()
+    assert build.images.sum() > 0
+
+    # independent: awkward records + vector delta-R, one muon at a time (fine for a test)
+    arrays = tree.arrays(["Tower.ET", "Tower.Eta", "Tower.Phi", "Muon.PT", "Muon.Eta", "Muon.Phi"])
+    edges = np.linspace(-0.4, 0.4, 33)
+    k = 0
+    for event in range(N_EVENTS):
+        pt = np.asarray(arrays["Muon.PT"][event])
+        ok = np.flatnonzero((pt >= 3.0) & (pt <= 60.0) & (np.abs(np.asarray(arrays["Muon.Eta"][event])) <= 2.4))
+        if ok.size == 0:
+            continue
+        lead = ok[np.argmax(pt[ok])]
+        mu = vector.obj(pt=float(pt[lead]), eta=float(arrays["Muon.Eta"][event][lead]),
+                        phi=float(arrays["Muon.Phi"][event][lead]))
+        towers = vector.array({"pt": ak.to_numpy(arrays["Tower.ET"][event]),
+                               "eta": ak.to_numpy(arrays["Tower.Eta"][event]),
+                               "phi": ak.to_numpy(arrays["Tower.Phi"][event])})
+        near = towers.deltaR(mu) < 0.4
+        expected, _, _ = np.histogram2d(towers.eta[near] - mu.eta, towers.deltaphi(mu)[near],
+                                        bins=[edges, edges], weights=towers.pt[near])
+        assert build.muon_pt[k] == pytest.approx(mu.pt)
+        np.testing.assert_allclose(build.images[k], expected, atol=1e-4)
+        k += 1
+    assert k == len(build.muon_pt)
