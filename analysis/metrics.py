@@ -48,6 +48,12 @@ def _features(images: Images, cone: float) -> dict[str, tuple[np.ndarray, np.nda
     return out
 
 
+def _negative_fraction(images: np.ndarray) -> float:
+    """Fraction of the non-zero pixels that are negative (0 when there are none)."""
+    nonzero = np.count_nonzero(images)
+    return float(np.count_nonzero(images < 0) / nonzero) if nonzero else 0.0
+
+
 def pair_metrics(real: Images, generated: Images, *, seed: int, settings: MetricSettings = MetricSettings()) -> dict[str, Any]:
     """Every metric comparing `generated` to `real` (same sample); distances are in feature units."""
     check_compatible(real, generated)
@@ -62,6 +68,9 @@ def pair_metrics(real: Images, generated: Images, *, seed: int, settings: Metric
         "generated_pt_mean_gev": float(np.average(g.muon_pt, weights=g.weight)),
         "zero_fraction_real": zero_pixel_fraction(r.images, r.weight),
         "zero_fraction_generated": zero_pixel_fraction(g.images, g.weight),
+        # share of non-zero pixels below zero (a Gaussian likelihood can generate them)
+        "negative_fraction_real": _negative_fraction(r.images),
+        "negative_fraction_generated": _negative_fraction(g.images),
     }
     for name in COMPARED_FEATURES:
         (rv, rw), (gv, gw) = fr[name], fg[name]

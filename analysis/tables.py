@@ -24,6 +24,7 @@ PAPER_EMD = {
 METRIC_ROWS = (
     ("n", "images"),
     ("zero_fraction", "zero-pixel fraction"),
+    ("negative_fraction", "negative share of non-zero pixels"),
     ("n_nonzero_mean", "mean non-zero pixels / image"),
     ("total_et_mean", "mean total ET / image [GeV]"),
     ("isolation_mean", "mean isolation"),

@@ -87,6 +87,8 @@ rule analysis_metrics:
     resources:
         mem_mb=6000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
         " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
@@ -105,6 +107,8 @@ rule analysis_emd_table:
         EMD_TABLE[1],
     log:
         LOGS / "analysis" / "emd_table.log",
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis emd-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
 
@@ -118,6 +122,8 @@ rule analysis_metrics_table:
         METRICS_TABLE[1],
     log:
         LOGS / "analysis" / "metrics_table.log",
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis metrics-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
 
@@ -147,6 +153,8 @@ rule analysis_figure2:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis figure2 --real {params.real} --generated {params.generated}"
         " --cone {params.cone} --bins {params.bins} {params.iso_max} {params.log_y}"
@@ -177,6 +185,8 @@ rule analysis_figure3:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
         " --cmap {params.cmap} --style {params.style} --dpi {params.dpi} {params.max_images}"
@@ -210,6 +220,8 @@ rule analysis_features:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m analysis features --sample {wildcards.sample} --real {input.real}"
         " --generated {params.generated} --cone {params.cone} --bins {params.bins}"

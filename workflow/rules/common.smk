@@ -38,6 +38,16 @@ for _section in CONFIG_SECTIONS:
     if _schema.exists():
         _validate_section(config[_section], _schema, (_section,))
 
+# simulation.container (container backend images and paths) has its own schema; it is
+# checked here because its python_image is also the image of every Python stage.
+_validate_section(config["simulation"].setdefault("container", {}),
+                  PROJECT_DIR / "simulation" / "container" / "config.schema.yaml", ("simulation", "container"))
+
+# With --use-apptainer, rules without an image of their own run in this conda-capable image,
+# where `conda:` (envs/pipeline.yaml) builds the Python environment (envs/containers.md).
+container: config["simulation"]["container"]["python_image"]
+
+
 OUTDIR = Path(config["outdir"])
 SAMPLES = list(config["samples"])
 SEED = int(config["seed"])

@@ -1,3 +1,183 @@
-# placeholder until the simulation stage lands
+# Simulation: Pythia 8 hard process -> generator-level muon filter -> HepMC2 -> Delphes with
+# a minimum-bias pile-up library (mean mu = 50) -> {sample}/delphes/chunk{i}.root.
+# Code: simulation/ (python -m simulation --help). Config: `simulation:` in config.yaml,
+# schema workflow/schemas/simulation.schema.yaml. Physics settings live in the cards
+# (simulation/cards/*.cmnd, the Delphes .tcl), not here.
+#
+# Each sample's kept events are split into chunks (simulation.events_per_chunk), each with
+# its own seeds derived from (seed, sample, chunk), so `--cores N` runs them in parallel.
+# backend: native -> the rules below; container -> simulation_container.smk (same outputs).
+from simulation.plan import chunk_sizes
+
+SIM = config["simulation"]
+SIM_CARD = str(PROJECT_DIR / SIM["delphes_card"])
+_FILTER = SIM["muon_filter"]
+
+
+def delphes_chunks(sample):
+    """Every Delphes chunk file of one sample (what imaging reads)."""
+    n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
+    return [out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
+
+
 def simulation_targets():
-    return []
+    """All Delphes chunk files of the configured samples."""
+    return [path for sample in SAMPLES for path in delphes_chunks(sample)]
+
+
+def _kept_in_chunk(wildcards):
+    sizes = chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"])
+    i = int(wildcards.chunk)
+    if i >= len(sizes):
+        raise WorkflowError(f"chunk {i} of {wildcards.sample} does not exist: simulation.events_per_sample="
+                            f"{SIM['events_per_sample']} makes {len(sizes)} chunks of {SIM['events_per_chunk']}")
+    return sizes[i]
+
+
+# Flags shared by `python -m simulation chunk` and `... generate` (one chunk's generation).
+_GEN_FLAGS = (
+    "--sample {wildcards.sample} --chunk {wildcards.chunk} --n-kept {params.n_kept} --seed {params.seed}"
+    " --muon-pt-min {params.pt_min} --muon-pt-max {params.pt_max} --muon-abs-eta-max {params.eta_max}"
+    " --batch-size {params.batch_size} {params.force}"
+)
+_GEN_PARAMS = dict(
+    n_kept=_kept_in_chunk,
+    seed=SEED,
+    pt_min=_FILTER["pt_min_gev"],
+    pt_max=_FILTER["pt_max_gev"],
+    eta_max=_FILTER["abs_eta_max"],
+    batch_size=SIM["batch_size"],
+    force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
+)
+
+
+if SIM["backend"] == "container":
+    if not (PROJECT_DIR / "workflow" / "rules" / "simulation_container.smk").exists():
+        raise WorkflowError("simulation.backend: container is not implemented yet (issue 8); "
+                            "use simulation.backend: native")
+
+    include: "simulation_container.smk"
+
+else:
+
+    rule pileup_library:
+        output:
+            library=out("pileup", "minbias.pileup"),
+            stats=out("pileup", "minbias.json"),
+        log:
+            LOGS / "simulation" / "pileup_library.log",
+        benchmark:
+            BENCH / "simulation" / "pileup_library.tsv"
+        threads: 1  # Pythia streams into hepmc2pileup, which takes little CPU
+        resources:
+            mem_mb=2000,
+            runtime=60,
+        conda:
+            CONDA_ENV
+        params:
+            n=SIM["pileup_events"],
+            seed=SEED,
+            batch_size=max(SIM["batch_size"], 500),
+        shell:
+            "{PYTHON} -m simulation pileup --n-events {params.n} --seed {params.seed}"
+            " --batch-size {params.batch_size} --out {output.library} --stats {output.stats} > {log} 2>&1"
+
+    if SIM["transport"] == "pipe":
+
+        rule simulate_chunk:
+            input:
+                pileup=rules.pileup_library.output.library,
+                card=SIM_CARD,
+            output:
+                root=out("{sample}", "delphes", "chunk{chunk}.root"),
+                stats=out("{sample}", "generator", "chunk{chunk}.json"),
+            log:
+                LOGS / "simulation" / "{sample}_chunk{chunk}.log",
+            benchmark:
+                BENCH / "simulation" / "{sample}_chunk{chunk}.tsv"
+            threads: 1  # Pythia and Delphes stream through a pipe; Delphes mostly waits (see report)
+            resources:
+                mem_mb=2000,
+                runtime=120,
+            conda:
+                CONDA_ENV
+            params:
+                **_GEN_PARAMS,
+                mu=SIM["mean_pileup"],
+            shell:
+                "{PYTHON} -m simulation chunk " + _GEN_FLAGS +
+                " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+                " --out {output.root} --stats {output.stats} > {log} 2>&1"
+
+    else:
+
+        rule generate_chunk:
+            output:
+                hepmc=temp(out("{sample}", "hepmc", "chunk{chunk}.hepmc")),
+                stats=out("{sample}", "generator", "chunk{chunk}.json"),
+            log:
+                LOGS / "simulation" / "{sample}_chunk{chunk}_generate.log",
+            benchmark:
+                BENCH / "simulation" / "{sample}_chunk{chunk}_generate.tsv"
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=120,
+            conda:
+                CONDA_ENV
+            params:
+                **_GEN_PARAMS,
+            shell:
+                "{PYTHON} -m simulation generate " + _GEN_FLAGS +
+                " --out {output.hepmc} --stats {output.stats} > {log} 2>&1"
+
+        rule delphes_chunk:
+            input:
+                hepmc=rules.generate_chunk.output.hepmc,
+                stats=rules.generate_chunk.output.stats,
+                pileup=rules.pileup_library.output.library,
+                card=SIM_CARD,
+            output:
+                out("{sample}", "delphes", "chunk{chunk}.root"),
+            log:
+                LOGS / "simulation" / "{sample}_chunk{chunk}_delphes.log",
+            benchmark:
+                BENCH / "simulation" / "{sample}_chunk{chunk}_delphes.tsv"
+            threads: 1
+            resources:
+                mem_mb=1500,
+                runtime=60,
+            conda:
+                CONDA_ENV
+            params:
+                seed=SEED,
+                mu=SIM["mean_pileup"],
+            shell:
+                "{PYTHON} -m simulation delphes --in {input.hepmc} --stats {input.stats}"
+                " --sample {wildcards.sample} --chunk {wildcards.chunk} --seed {params.seed}"
+                " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+                " --out {output} > {log} 2>&1"
+
+
+# Not part of `all`: the background pT-hat threshold study behind cards/background.cmnd
+# (snakemake --cores 2 <outdir>/simulation/pthat_threshold.png).
+rule pthat_threshold_study:
+    output:
+        figure=out("simulation", "pthat_threshold.png"),
+        table=out("simulation", "pthat_threshold.csv"),
+    log:
+        LOGS / "simulation" / "pthat_threshold_study.log",
+    benchmark:
+        BENCH / "simulation" / "pthat_threshold_study.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        CONDA_ENV
+    params:
+        seed=SEED,
+        force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
+    shell:
+        "{PYTHON} -m simulation spectrum --pthat-min 5 10 --n-events 12000 6000 --seed {params.seed}"
+        " {params.force} --out {output.figure} --csv {output.table} > {log} 2>&1"

@@ -69,6 +69,8 @@ rule train_model:
         mem_mb=TRAINING["mem_mb"],
         runtime=TRAINING["runtime_min"],
         gpu=TRAINING["gpus"],
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
         " --checkpoint-dir {params.checkpoints} --model-name {wildcards.model} --sample {wildcards.sample}"
@@ -98,6 +100,8 @@ rule sample_model:
         mem_mb=TRAINING["mem_mb"],
         runtime=30,
         gpu=TRAINING["gpus"],
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m model sample --model {input.model} --out {output} --model-name {wildcards.model}"
         " --sample {wildcards.sample} --seed {SEED} {params.n} --batch-size {params.batch}"
@@ -119,6 +123,8 @@ rule baseline:
     resources:
         mem_mb=TRAINING["mem_mb"],
         runtime=30,
+    conda:
+        CONDA_ENV
     shell:
         "{PYTHON} -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
         " --seed {SEED} {params.n} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,6 @@
+"""Entry point: `python -m simulation.container --help`."""
+import sys
+
+from simulation.container.cli import main
+
+sys.exit(main())

@@ -1,0 +1,20 @@
+"""Shared fixtures of the simulation tests: one small real pile-up library per session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulation.pileup import make_pileup_library
+from simulation.seeds import derive_seed
+
+#: Small but real: Pythia SoftQCD events converted by Delphes' hepmc2pileup.
+LIBRARY_EVENTS = 60
+
+
+@pytest.fixture(scope="session")
+def pileup_library(tmp_path_factory, delphes) -> Path:
+    """A real minimum-bias library (takes ~15-30 s: Pythia's SoftQCD initialisation)."""
+    path = tmp_path_factory.mktemp("pileup") / "minbias.pileup"
+    make_pileup_library(path, LIBRARY_EVENTS, derive_seed(7, "minbias", 0, "pythia"), batch_size=LIBRARY_EVENTS)
+    return path

@@ -1,0 +1,211 @@
+# Simulation, container backend (config simulation.backend: container), run with
+#   snakemake --sdm apptainer conda ...   (profiles: workflow/profiles/paper, .../slurm)
+#
+#   MadGraph5_aMC@NLO gridpack per sample  ->  LHE per chunk  ->  Pythia 8 shower
+#   (MG5aMC_PY8_interface)  ->  muon filter  ->  Delphes with pile-up  ->  chunk ROOT
+#
+# Same outputs, chunks and seeds as the native rules (simulation.smk): the pile-up library
+# {outdir}/pileup/minbias.pileup and {outdir}/{sample}/delphes/chunk{i}.root (tree Delphes,
+# same Delphes card). Seeds: derive_seed(seed, sample, chunk, stream), stream "madgraph" for
+# the gridpack's run.sh, "pythia" for the shower, "delphes" for Delphes (as native).
+# Included by simulation.smk when simulation.backend == "container" (uses its SIM_CARD,
+# _kept_in_chunk and simulation_targets). Rules hold no logic:
+# each calls a script or CLI of simulation/container/ (see envs/containers.md).
+from simulation.seeds import derive_seed
+
+_SIM = config["simulation"]
+# simulation.container is checked here (defaults filled in) against the container backend's
+# own schema; the simulation schema leaves the section open.
+_validate_section(_SIM.setdefault("container", {}), PROJECT_DIR / "simulation" / "container" / "config.schema.yaml",
+                  ("simulation", "container"))
+_CT = _SIM["container"]
+CONTAINER_IMAGE = _CT["image"]  # MG5 + Pythia 8 + Delphes (public image, envs/containers.md)
+PYTHON_IMAGE = _CT["python_image"]  # conda-capable base image: envs/pipeline.yaml built inside
+CONTAINER_SCRIPTS = PROJECT_DIR / "simulation" / "container"
+# Rendering rules (cards, command files) are cheap local rules run by the Python that runs
+# Snakemake (the project's environment), outside any container.
+HOST_PYTHON = sys.executable
+
+localrules:
+    container_mg5_script,
+    container_shower_card,
+    container_delphes_card,
+
+
+def container_lhe_events(wildcards):
+    """LHE events per chunk: native kept events per chunk x expected LHE events per kept event."""
+    import math
+
+    return math.ceil(_kept_in_chunk(wildcards) * _CT["lhe_events_per_kept"][wildcards.sample])
+
+
+def _work(*parts):
+    return out("{sample}", "container", "chunk{chunk}", *parts)
+
+
+rule container_mg5_script:
+    output:
+        out("{sample}", "madgraph", "gridpack.mg5"),
+    params:
+        process_dir=out("{sample}", "madgraph", "process"),
+        nb_core=_CT["gridpack_threads"],
+    log:
+        LOGS / "container_mg5_script" / "{sample}.log",
+    shell:
+        "{HOST_PYTHON} -m simulation.container mg5-script --sample {wildcards.sample}"
+        " --process-dir {params.process_dir} --nb-core {params.nb_core} --out {output} > {log} 2>&1"
+
+
+rule container_mg5_gridpack:
+    input:
+        script=rules.container_mg5_script.output,
+        cards=lambda w: [str(PROJECT_DIR / "simulation" / "cards" / "madgraph" / f"{w.sample}_{kind}.dat")
+                         for kind in ("proc", "run")],
+    output:
+        out("{sample}", "madgraph", "gridpack.tar.gz"),
+    params:
+        process_dir=out("{sample}", "madgraph", "process"),
+        mg5=_CT["mg5"],
+    log:
+        LOGS / "container_mg5_gridpack" / "{sample}.log",
+    benchmark:
+        BENCH / "container_mg5_gridpack" / "{sample}.tsv"
+    threads: _CT["gridpack_threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    container:
+        CONTAINER_IMAGE
+    shell:
+        "rm -rf {params.process_dir} && {params.mg5} {input.script} > {log} 2>&1"
+        " && mv {params.process_dir}/run_01_gridpack.tar.gz {output} && rm -rf {params.process_dir}"
+
+
+rule container_lhe:
+    input:
+        rules.container_mg5_gridpack.output,
+    output:
+        temp(out("{sample}", "madgraph", "chunk{chunk}.lhe.gz")),
+    params:
+        n_events=container_lhe_events,
+        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "madgraph"),
+    log:
+        LOGS / "container_lhe" / "{sample}_chunk{chunk}.log",
+    benchmark:
+        BENCH / "container_lhe" / "{sample}_chunk{chunk}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    container:
+        CONTAINER_IMAGE
+    shell:
+        "bash {CONTAINER_SCRIPTS}/gridpack_events.sh {input} {params.n_events} {params.seed} {output} > {log} 2>&1"
+
+
+rule container_shower_card:
+    input:
+        lhe=rules.container_lhe.output,
+    output:
+        _work("shower.cmnd"),
+    params:
+        n_events=container_lhe_events,
+        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "pythia"),
+        force=lambda w: "--force-muonic-b-decays" if _SIM["force_muonic_b_decays"] else "--no-force-muonic-b-decays",
+    log:
+        LOGS / "container_shower_card" / "{sample}_chunk{chunk}.log",
+    shell:
+        "{HOST_PYTHON} -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
+        " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} {params.force}"
+        " --out {output} > {log} 2>&1"
+
+
+rule container_delphes_card:
+    input:
+        card=SIM_CARD,
+        pileup=out("pileup", "minbias.pileup"),
+    output:
+        _work("delphes.tcl"),
+    params:
+        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "delphes"),
+        mean_pileup=_SIM["mean_pileup"],
+    log:
+        LOGS / "container_delphes_card" / "{sample}_chunk{chunk}.log",
+    shell:
+        "{HOST_PYTHON} -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
+        " --seed {params.seed} --mean-pileup {params.mean_pileup} --out {output} > {log} 2>&1"
+
+
+rule container_shower_delphes:
+    input:
+        lhe=rules.container_lhe.output,
+        cmnd=rules.container_shower_card.output,
+        card=rules.container_delphes_card.output,
+        pileup=out("pileup", "minbias.pileup"),
+    output:
+        root=out("{sample}", "delphes", "chunk{chunk}.root"),
+        counts=out("{sample}", "generator", "chunk{chunk}.json"),
+    params:
+        shower=_CT["shower_command"],
+        delphes=os.path.join(_CT["delphes_bin"], "DelphesHepMC2"),
+        pt_min=_SIM["muon_filter"]["pt_min_gev"],
+        pt_max=_SIM["muon_filter"]["pt_max_gev"],
+        eta_max=_SIM["muon_filter"]["abs_eta_max"],
+    log:
+        LOGS / "container_shower_delphes" / "{sample}_chunk{chunk}.log",
+    benchmark:
+        BENCH / "container_shower_delphes" / "{sample}_chunk{chunk}.tsv"
+    threads: 2  # Pythia and Delphes run side by side through a pipe
+    resources:
+        mem_mb=3000,
+        runtime=240,
+    container:
+        CONTAINER_IMAGE
+    shell:
+        "bash {CONTAINER_SCRIPTS}/shower_to_delphes.sh '{params.shower}' {input.cmnd}"
+        " {params.pt_min} {params.pt_max} {params.eta_max} {output.counts} {params.delphes}"
+        " {input.card} {output.root} > {log} 2>&1"
+
+
+rule container_minbias_hepmc:
+    output:
+        temp(out("pileup", "minbias.hepmc")),
+    params:
+        n_events=_SIM["pileup_events"],
+        seed=derive_seed(SEED, "minbias", 0, "pythia"),
+    log:
+        LOGS / "container_minbias_hepmc.log",
+    benchmark:
+        BENCH / "container_minbias_hepmc.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        CONDA_ENV
+    container:
+        PYTHON_IMAGE
+    shell:
+        "{PYTHON} -m simulation.container minbias-hepmc --n-events {params.n_events} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
+
+
+rule container_pileup_library:
+    input:
+        rules.container_minbias_hepmc.output,
+    output:
+        out("pileup", "minbias.pileup"),
+    params:
+        hepmc2pileup=os.path.join(_CT["delphes_bin"], "hepmc2pileup"),
+    log:
+        LOGS / "container_pileup_library.log",
+    benchmark:
+        BENCH / "container_pileup_library.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    container:
+        CONTAINER_IMAGE
+    shell:
+        "{params.hepmc2pileup} {output}.part {input} > {log} 2>&1 && mv {output}.part {output}"
