@@ -25,16 +25,16 @@ setup: $(STAMP)  ## create the environment and build Delphes (idempotent)
 	@echo "[setup] done: $$(du -sh $(VENV) | cut -f1) python env, $$(du -sh $(DELPHES_DIR) | cut -f1) Delphes"
 
 run: setup  ## set up, then run the default pipeline (config.yaml)
-	DELPHES_DIR=$(DELPHES_DIR) $(VENV)/bin/snakemake --cores $(CORES) $(ARGS)
+	DELPHES_DIR=$(abspath $(DELPHES_DIR)) $(VENV)/bin/snakemake --cores $(CORES) $(ARGS)
 
 figures: setup  ## redraw figures and tables from cached samples/models
-	DELPHES_DIR=$(DELPHES_DIR) $(VENV)/bin/snakemake --cores $(CORES) figures $(ARGS)
+	DELPHES_DIR=$(abspath $(DELPHES_DIR)) $(VENV)/bin/snakemake --cores $(CORES) figures $(ARGS)
 
 report: setup  ## HTML report of the last run (report.html)
 	$(VENV)/bin/snakemake --report report.html $(ARGS)
 
 test: setup  ## set up, then run the test suite
-	DELPHES_DIR=$(DELPHES_DIR) $(VENV)/bin/python -m pytest $(ARGS)
+	DELPHES_DIR=$(abspath $(DELPHES_DIR)) $(VENV)/bin/python -m pytest $(ARGS)
 
 lock:  ## re-pin envs/constraints.txt from the current environment
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > envs/constraints.txt

@@ -15,7 +15,7 @@ import numpy as np
 
 from .classifier import ClassifierSettings, classifier_auc
 from .correlation import correlation_difference, correlation_noise_floor, pixel_correlation
-from .distances import separation_power, weighted_emd
+from .distances import emd_noise_floor, separation_power, weighted_emd
 from .features import image_features, nonzero_pixel_values, zero_pixel_fraction
 from .inputs import Images, check_compatible
 from .isolation import DEFAULT_CONE
@@ -81,7 +81,11 @@ def pair_metrics(real: Images, generated: Images, *, seed: int, settings: Metric
             rec[f"{name}_separation"] = separation_power(rv, gv, rw, gw, n_bins=settings.separation_bins)
         else:  # e.g. a generator that only produces empty images: no intensity spectrum to compare
             rec[f"{name}_emd"] = rec[f"{name}_separation"] = float("nan")
-    log.info("%s/%s: isolation EMD %.4f", real.sample, generated.label, rec["isolation_emd"])
+    (rv, rw), _ = fr["isolation"], fg["isolation"]
+    rec["isolation_emd_noise"] = emd_noise_floor(
+        rv, rw, len(g), np.random.default_rng([pair_seed(seed, real.sample, generated.label), 2]))
+    log.info("%s/%s: isolation EMD %.4f (statistical floor %.4f)", real.sample, generated.label,
+             rec["isolation_emd"], rec["isolation_emd_noise"])
     rec.update(correlation_difference(pixel_correlation(r.images, r.weight), pixel_correlation(g.images, g.weight)))
     stream = pair_seed(seed, real.sample, generated.label)
     rec["corr_mean_abs_diff_noise"] = correlation_noise_floor(

@@ -4,7 +4,7 @@ A generator maps noise to per-pixel parameters theta = (logit pi, eta); an image
 x = z * beta with z ~ Bern(pi) and beta ~ p(. | eta) (a `NonZeroLikelihood`). Modules:
 
 - `generators`   4-layer fully connected and 4-layer deconvolutional generators
-- `likelihoods`  the non-zero-value likelihood (Gaussian with fixed sigma) and its interface
+- `likelihoods`  the non-zero-value likelihoods (Gaussian / log-normal, fixed sigma) and their interface
 - `objectives`   the (batch, K) log-likelihood matrix, `paper` and `bound` objectives
 - `data`         loading and validating training images
 - `training`     the seeded, resumable training loop

@@ -71,6 +71,7 @@ def cmd_synthetic(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
+    from .likelihoods import LIKELIHOODS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m model", description=__doc__)
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--K", type=int, default=d.K, help="generated parameter sets per step")
     t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     t.add_argument("--objective", default=d.objective, choices=["bound", "paper"], help="training objective")
-    t.add_argument("--likelihood", default=d.likelihood, help="non-zero value likelihood")
+    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS),
+                   help="non-zero value likelihood: gaussian_fixed_sigma (paper) or lognormal_fixed_sigma (never negative)")
     t.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     t.add_argument("--max-images", type=int, help="use only the first N images (tests, benchmarks)")
     common(t)

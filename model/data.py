@@ -43,19 +43,30 @@ class TrainingData:
         w = self.weight.to(torch.float64)
         return (w @ z) / w.sum()
 
-    def nonzero_mean(self) -> torch.Tensor:
-        """(D,) weighted mean ET (GeV) of each pixel where it is non-zero (global mean if never)."""
+    def nonzero_mean(self, log_values: bool = False) -> torch.Tensor:
+        """(D,) weighted mean ET (GeV) of each pixel where it is non-zero (global mean if never).
+
+        With log_values, the mean of log(ET / GeV) instead (the log-normal's eta).
+        """
         w = self.weight.to(torch.float64)
         x = self.x.to(torch.float64)
-        z = (x != 0).to(torch.float64)
+        nz = x != 0
+        z = nz.to(torch.float64)
+        if log_values:
+            x = torch.where(nz, x, torch.ones_like(x)).log()  # 0 where the pixel is zero
         num, den = w @ x, w @ z
         global_mean = float(num.sum() / den.sum())
         return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, global_mean))
 
-    def nonzero_std(self) -> float:
-        """Weighted standard deviation (GeV) of all non-zero pixel values: the paper's sigma."""
+    def nonzero_std(self, log_values: bool = False) -> float:
+        """Weighted standard deviation (GeV) of all non-zero pixel values: the paper's sigma.
+
+        With log_values, the std of log(ET / GeV) over the non-zero pixels (the log-normal's s).
+        """
         mask = self.x != 0
         values = self.x[mask].to(torch.float64)
+        if log_values:
+            values = values.log()
         w = self.weight[:, None].expand_as(self.x)[mask].to(torch.float64)
         mean = (w * values).sum() / w.sum()
         return float(torch.sqrt((w * (values - mean) ** 2).sum() / w.sum()))

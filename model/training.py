@@ -26,7 +26,7 @@ from .data import TrainingData
 from .device import resolve_device
 from .errors import ModelError
 from .generators import Generator, build_generator, n_parameters
-from .likelihoods import NonZeroLikelihood, build_likelihood
+from .likelihoods import LIKELIHOODS, NonZeroLikelihood, build_likelihood
 from .objectives import bound_objective, get_objective, log_likelihood_matrix, paper_objective, weighted_loss
 from .seeding import derive_seed
 
@@ -53,12 +53,14 @@ class TrainResult:
 
 def init_model(data: TrainingData, cfg: TrainConfig) -> tuple[Generator, NonZeroLikelihood]:
     """Seeded generator initialised at the data's independent-pixel marginals, plus its likelihood."""
-    sigma = data.nonzero_std()
-    likelihood = build_likelihood(cfg.likelihood, sigma_gev=sigma)
+    if cfg.likelihood not in LIKELIHOODS:
+        raise ModelError(f"unknown likelihood '{cfg.likelihood}'; choose one of {sorted(LIKELIHOODS)}")
+    likelihood = LIKELIHOODS[cfg.likelihood].from_data(data)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "init"))
         generator = build_generator(cfg.generator_spec(data.npix))
-    generator.init_from_marginals(data.occupancy(), data.nonzero_mean(), scale_gev=sigma)
+    eta0, scale = likelihood.eta_marginals(data)
+    generator.init_from_marginals(data.occupancy(), eta0, scale_gev=scale)
     return generator, likelihood
 
 
@@ -121,9 +123,9 @@ def train(
     w_all = data.weight.to(device)
     data_occ = float(data.occupancy().mean())
     log.info(
-        "training %s generator (%d parameters), objective %s, K=%d, batch %d, %d images, epochs %d..%d, sigma %.3f GeV",
+        "training %s generator (%d parameters), objective %s, K=%d, batch %d, %d images, epochs %d..%d, likelihood %s %s",
         cfg.arch, n_parameters(generator), cfg.objective, cfg.K, batch, n, start_epoch + 1, cfg.epochs,
-        float(likelihood.sigma_gev) if hasattr(likelihood, "sigma_gev") else float("nan"),
+        likelihood.name, likelihood.extra_state_dict(),
     )
     bar = tqdm(
         total=(cfg.epochs - start_epoch) * n_batches, desc=f"train {cfg.arch}/{cfg.objective}", unit="batch",

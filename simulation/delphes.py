@@ -37,7 +37,7 @@ TREE_NAME = "Delphes"
 
 def delphes_dir() -> Path:
     """Delphes install prefix: $DELPHES_DIR, else <project>/.deps/delphes."""
-    return Path(os.environ.get("DELPHES_DIR") or PROJECT_DIR / ".deps" / "delphes")
+    return Path(os.environ.get("DELPHES_DIR") or PROJECT_DIR / ".deps" / "delphes").resolve()
 
 
 def delphes_executable(name: str) -> Path:

@@ -61,7 +61,8 @@ def test_emd_table_has_paper_values_beside_ours(records: list[Path], tmp_path: P
     for key, row in rows.items():
         assert float(row["isolation_emd"]) == ours[key]
     md = md_path.read_text()
-    assert "| EMD (ours) | EMD (paper) |" in md and "| 0.89 |" in md
+    assert "| EMD (ours) | stat. floor | EMD (paper) |" in md and "| 0.89 |" in md
+    assert all(float(row["isolation_emd_noise"]) > 0 for row in rows.values())
 
 
 def test_metrics_table(records: list[Path], tmp_path: Path) -> None:

@@ -43,3 +43,19 @@ def test_separation_power_bounds() -> None:
 def test_bad_inputs_are_clear_errors(values, weights, match) -> None:
     with pytest.raises(AnalysisError, match=match):
         weighted_emd(values, [1.0], weights, None)
+
+
+def test_emd_noise_floor_matches_the_emd_of_two_samples_of_one_distribution() -> None:
+    """The floor predicts the EMD between the real sample and a perfect generator's sample."""
+    from analysis.distances import emd_noise_floor
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    real = rng.exponential(1.0, n)
+    floor = emd_noise_floor(real, np.ones(n), n, np.random.default_rng(3))
+    perfect = [weighted_emd(real, rng.exponential(1.0, n)) for _ in range(30)]
+    # EMD of two exponential samples of 4000: ~0.02; the floor is within 35% of the average
+    assert 0.65 * np.mean(perfect) < floor < 1.35 * np.mean(perfect)
+    # and it falls like 1/sqrt(n) when the generated sample grows
+    bigger = emd_noise_floor(real, np.ones(n), 16 * n, np.random.default_rng(3))
+    assert np.isclose(bigger / floor, np.sqrt((1 / n + 1 / (16 * n)) / (2 / n)), rtol=1e-9)
