@@ -29,7 +29,7 @@ METRIC_ROWS = (
     ("total_et_mean", "mean total ET / image [GeV]"),
     ("isolation_mean", "mean isolation"),
     ("isolation_emd", "EMD isolation"),
-    ("isolation_emd_noise", "  same, expected from statistics alone"),
+    ("isolation_emd_noise", "  EMD isolation expected from statistics alone"),
     ("isolation_separation", "separation power isolation"),
     ("total_et_emd", "EMD total ET [GeV]"),
     ("total_et_separation", "separation power total ET"),
