@@ -49,7 +49,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wd = tmp_path_factory.mktemp("wf")
     for rel in ("workflow/rules/common.smk", "workflow/rules/analysis.smk", "workflow/schemas/config.schema.yaml",
-                "workflow/schemas/analysis.schema.yaml"):
+                "workflow/schemas/analysis.schema.yaml", "envs/pipeline.yaml"):
         (wd / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / rel, wd / rel)
     shutil.copytree(PROJECT / "workflow" / "report", wd / "workflow" / "report")

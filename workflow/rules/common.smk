@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 PROJECT_DIR = Path(workflow.basedir)
@@ -40,12 +41,14 @@ for _section in CONFIG_SECTIONS:
 
 # simulation.container (container backend images and paths) has its own schema; it is
 # checked here because its python_image is also the image of every Python stage.
-_validate_section(config["simulation"].setdefault("container", {}),
-                  PROJECT_DIR / "simulation" / "container" / "config.schema.yaml", ("simulation", "container"))
+_CONTAINER_SCHEMA = PROJECT_DIR / "simulation" / "container" / "config.schema.yaml"
+if _CONTAINER_SCHEMA.exists():  # (absent only in stripped-down test workflows)
+    _validate_section(config["simulation"].setdefault("container", {}), _CONTAINER_SCHEMA,
+                      ("simulation", "container"))
 
-# With --use-apptainer, rules without an image of their own run in this conda-capable image,
-# where `conda:` (envs/pipeline.yaml) builds the Python environment (envs/containers.md).
-container: config["simulation"]["container"]["python_image"]
+    # With --use-apptainer, rules without an image of their own run in this conda-capable
+    # image, where `conda:` (envs/pipeline.yaml) builds the Python environment (envs/containers.md).
+    container: config["simulation"]["container"]["python_image"]
 
 
 OUTDIR = Path(config["outdir"])
@@ -60,6 +63,16 @@ _DEPLOY = workflow.deployment_settings.deployment_method
 USES_CONDA = DeploymentMethod.CONDA in _DEPLOY
 USES_CONTAINERS = DeploymentMethod.APPTAINER in _DEPLOY
 PYTHON = "python" if (USES_CONDA or USES_CONTAINERS) else sys.executable
+
+# simulation.backend: auto -> the container backend when Snakemake runs containers.
+if config["simulation"].get("backend", "auto") == "auto":
+    config["simulation"]["backend"] = "container" if USES_CONTAINERS else "native"
+if USES_CONTAINERS and not USES_CONDA:
+    logger.warning(
+        "Containers are on but conda is not: the Python stages run in simulation.container.python_image "
+        "with envs/pipeline.yaml only when --use-conda is given too. Use "
+        "`snakemake --cores 16 --use-singularity --use-conda` or `--profile workflow/profiles/paper`."
+    )
 CONDA_ENV = str(PROJECT_DIR / "envs" / "pipeline.yaml")
 # The package CLIs (python -m simulation|imaging|model|analysis) import from the project
 # folder, whatever the working directory (--directory) is.
