@@ -68,6 +68,15 @@ class NonZeroLikelihood(nn.Module, ABC):
         """Fixed (non-trained) settings to record in model.pt so the likelihood can be rebuilt."""
         return {}
 
+    def _fixed_sigma(self, value: float, what: str) -> float:
+        """Check a fixed width estimated from the data, keep it as the `sigma` buffer, return it."""
+        if not math.isfinite(value) or value <= 0:
+            raise ModelError(
+                f"{what}, got {value}; the training images need at least two different non-zero pixel values"
+            )
+        self.register_buffer("sigma", torch.tensor(float(value)))
+        return float(value)
+
 
 class GaussianFixedSigma(NonZeroLikelihood):
     """N(x; eta, sigma) with one fixed sigma (GeV): the empirical std of non-zero pixel values (paper)."""
@@ -76,13 +85,7 @@ class GaussianFixedSigma(NonZeroLikelihood):
 
     def __init__(self, sigma_gev: float) -> None:
         super().__init__()
-        if not math.isfinite(sigma_gev) or sigma_gev <= 0:
-            raise ModelError(
-                f"Gaussian sigma must be a positive number (GeV), got {sigma_gev}; the training images "
-                "need at least two different non-zero pixel values"
-            )
-        self.sigma_gev = float(sigma_gev)
-        self.register_buffer("sigma", torch.tensor(float(sigma_gev)))
+        self.sigma_gev = self._fixed_sigma(sigma_gev, "Gaussian sigma must be a positive number (GeV)")
 
     def data_stats(self, x: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inv_var = 1.0 / self.sigma_gev**2
@@ -124,13 +127,7 @@ class LogNormalFixedSigma(NonZeroLikelihood):
 
     def __init__(self, sigma_log: float) -> None:
         super().__init__()
-        if not math.isfinite(sigma_log) or sigma_log <= 0:
-            raise ModelError(
-                f"log-normal sigma (std of log ET) must be a positive number, got {sigma_log}; the training "
-                "images need at least two different non-zero pixel values"
-            )
-        self.sigma_log = float(sigma_log)
-        self.register_buffer("sigma", torch.tensor(float(sigma_log)))
+        self.sigma_log = self._fixed_sigma(sigma_log, "log-normal sigma (std of log ET) must be a positive number")
 
     def data_stats(self, x: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inv_var = 1.0 / self.sigma_log**2
