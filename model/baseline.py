@@ -56,5 +56,6 @@ def baseline_to_file(images_path: str | Path, out_path: str | Path, *, n: int | 
         radius=data.radius, kind="generated",
         provenance=provenance({"model": MODEL_NAME, "seed": seed}, sampling_seed=seed, training_data_digest=data.digest),
         extra_attrs={"model": MODEL_NAME, "training_data_digest": data.digest, "muon_pt_note": PT_NOTE,
-                     "mean_muon_pt_gev": data.mean_muon_pt_gev},
+                     "mean_muon_pt_gev": data.mean_muon_pt_gev, "family": "baseline",
+                     "train_time_s": 0.0},  # nothing is trained: the marginals are the data
     )

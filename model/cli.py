@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -19,18 +20,36 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
+def _settings_json(text: str | None) -> dict:
+    """The --settings JSON object (training settings by TrainConfig key), or {}."""
+    if not text:
+        return {}
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"--settings is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(settings, dict):
+        raise ModelError(f"--settings must be a JSON object of training settings, got {text!r}")
+    if "seed" in settings:
+        raise ModelError("--settings may not set 'seed': the model's seed derives from --seed, --sample and --model-name")
+    return settings
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .config import TrainConfig
     from .data import load_training_data
     from .seeding import derive_seed
     from .training import save_model, train, write_log_csv
 
-    cfg = TrainConfig.from_mapping({
-        "arch": args.arch, "width": args.width, "noise_dim": args.noise_dim, "epochs": args.epochs,
-        "batch_size": args.batch_size, "K": args.K, "lr": args.lr, "objective": args.objective,
-        "likelihood": args.likelihood, "device": args.device,
-        "seed": derive_seed(args.seed, "train", args.sample or "", args.model_name),
-    })
+    settings = _settings_json(args.settings)
+    # explicit flags win over --settings; what neither gives takes TrainConfig's default
+    settings.update({k: v for k, v in (
+        ("arch", args.arch), ("width", args.width), ("noise_dim", args.noise_dim), ("epochs", args.epochs),
+        ("batch_size", args.batch_size), ("K", args.K), ("lr", args.lr), ("objective", args.objective),
+        ("likelihood", args.likelihood), ("device", args.device),
+    ) if v is not None})
+    settings["seed"] = derive_seed(args.seed, "train", args.sample or "", args.model_name)
+    cfg = TrainConfig.from_mapping(settings)
     data = load_training_data(args.input, max_images=args.max_images)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
@@ -49,7 +68,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
     path = sample_to_file(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
-                          device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
+                          device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+                          real=args.real)
     log.info("wrote %s", path)
 
 
@@ -89,17 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-csv", help="per-epoch CSV log (default: train_log.csv next to --out)")
     t.add_argument("--checkpoint-dir", help="checkpoint folder (default: checkpoints/ next to --out)")
     t.add_argument("--model-name", default="model", help="model name (part of the seed stream)")
-    t.add_argument("--arch", default=d.arch, choices=["fc", "deconv"], help="generator architecture")
-    t.add_argument("--width", type=int, default=d.width, help="hidden units (fc) / first deconv channels")
-    t.add_argument("--noise-dim", type=int, default=d.noise_dim, help="noise vector size")
-    t.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
-    t.add_argument("--batch-size", type=int, default=d.batch_size, help="data images per step")
-    t.add_argument("--K", type=int, default=d.K, help="generated parameter sets per step")
-    t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    t.add_argument("--objective", default=d.objective, choices=["bound", "paper"], help="training objective")
-    t.add_argument("--likelihood", default=d.likelihood, choices=sorted(LIKELIHOODS),
-                   help="non-zero value likelihood: gaussian_fixed_sigma (paper) or lognormal_fixed_sigma (never negative)")
-    t.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--settings", metavar="JSON",
+                   help="training settings as a JSON object keyed like config.yaml `training:` model entries "
+                        "(the workflow passes every setting this way); the flags below override it")
+    t.add_argument("--arch", choices=["fc", "deconv"], help=f"generator architecture (default {d.arch})")
+    t.add_argument("--width", type=int, help=f"hidden units (fc) / first deconv channels (default {d.width})")
+    t.add_argument("--noise-dim", type=int, help=f"noise vector size (default {d.noise_dim})")
+    t.add_argument("--epochs", type=int, help=f"training epochs (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, help=f"data images per step (default {d.batch_size})")
+    t.add_argument("--K", type=int, help=f"generated parameter sets per step (default {d.K})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--objective", choices=["bound", "paper"], help=f"training objective (default {d.objective})")
+    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS),
+                   help=f"non-zero value likelihood (default {d.likelihood})")
+    t.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {d.device})")
     t.add_argument("--max-images", type=int, help="use only the first N images (tests, benchmarks)")
     common(t)
     t.set_defaults(func=cmd_train)
@@ -109,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="generated images file (.h5)")
     s.add_argument("--model-name", required=True, help="model name (recorded; part of the seed stream)")
     s.add_argument("--n", type=int, help="number of images (default: as many as the training images)")
+    s.add_argument("--real", help="the real images.h5 the model was trained on (pT-conditional models draw "
+                                  "their muon pT from its weighted pT distribution)")
     s.add_argument("--batch-size", type=int, default=4096, help="images per batch")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     common(s)

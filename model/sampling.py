@@ -58,6 +58,11 @@ def sample_images(
     return out
 
 
+def train_time_s(record: dict[str, Any]) -> float:
+    """Seconds spent training a model: the sum of its per-epoch times (resumed epochs included)."""
+    return float(sum(float(row.get("time_s", 0.0)) for row in record.get("log", [])))
+
+
 def sample_to_file(
     model_path: str | Path,
     out_path: str | Path,
@@ -68,6 +73,7 @@ def sample_to_file(
     device: str = "auto",
     batch_size: int = 4096,
     progress: bool = True,
+    real: str | Path | None = None,
 ) -> Path:
     """Sample n images (default: as many as the training set) from model.pt into an images.h5 file."""
     dev = resolve_device(device)
@@ -81,6 +87,9 @@ def sample_to_file(
         "model": model_name, "model_file_digest": file_digest(model_path), "training_data_digest": info["digest"],
         "muon_pt_note": PT_NOTE, "mean_muon_pt_gev": mean_pt, "objective": record["config"]["objective"],
         "arch": record["config"]["arch"],
+        "family": record["config"].get("family", "decoupled"),
+        "train_time_s": train_time_s(record),
+        "real_images": str(real) if real is not None else "",
     }
     return write_image_file(
         out_path, images, np.full(n, mean_pt, dtype=np.float32), np.ones(n), sample=str(info["sample"]),

@@ -1,6 +1,7 @@
 """training.smk: the rules, targets and GENERATED_MODELS the Snakefile and analysis rely on (dry run)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -42,8 +43,11 @@ def test_dry_run_plans_training_sampling_and_baseline(tmp_path):
                  "generated/background/independent_pixels.h5"):
         assert str(tmp_path / "results" / path) in text
     # per-model overrides reach the command line; checkpoints live in the model's folder
-    assert re.search(r"--model-name fc_a .*--arch fc .*--epochs 2 .*--objective bound", text)
-    assert re.search(r"--model-name deconv_b .*--arch deconv .*--epochs 30 .*--objective paper", text)
+    settings = {m: json.loads(s) for m, s in re.findall(r"--model-name (\w+) .*--settings '(\{.*?\})'", text)}
+    assert settings["fc_a"]["arch"] == "fc" and settings["fc_a"]["epochs"] == 2
+    assert settings["fc_a"]["objective"] == "bound"
+    assert settings["deconv_b"]["arch"] == "deconv" and settings["deconv_b"]["epochs"] == 30
+    assert settings["deconv_b"]["objective"] == "paper"
     assert f"--checkpoint-dir {tmp_path / 'results' / 'models' / 'background' / 'fc_a' / 'checkpoints'}" in text
 
 

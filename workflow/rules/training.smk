@@ -4,11 +4,13 @@
 # workflow/schemas/training.schema.yaml). Each model's checkpoints live in
 # models/{sample}/{model}/checkpoints/ (not a declared output), so a killed or interrupted
 # training job resumes from its last epoch when Snakemake reruns it.
+import json
 import re
 
 TRAINING = config["training"]
-#: keys a model entry may override (everything TrainConfig takes except the seed)
-_MODEL_KEYS = ("arch", "width", "noise_dim", "epochs", "batch_size", "K", "lr", "objective", "likelihood", "device")
+#: top-level keys that are not per-model training settings; every other key of `training:` is a
+#: default a model entry may override (what TrainConfig takes, passed as --settings JSON)
+_NOT_MODEL_KEYS = ("threads", "gpus", "n_generated", "sample_batch_size", "mem_mb", "runtime_min", "models")
 TRAINED_MODELS = list(TRAINING["models"])
 GENERATED_MODELS = TRAINED_MODELS + ["independent_pixels"]
 _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
@@ -16,7 +18,7 @@ _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
 
 def model_settings(model):
     """Top-level training defaults with the model's own overrides applied."""
-    settings = {k: TRAINING[k] for k in _MODEL_KEYS if k in TRAINING}
+    settings = {k: v for k, v in TRAINING.items() if k not in _NOT_MODEL_KEYS}
     settings.update(TRAINING["models"][model])
     return settings
 
@@ -54,16 +56,7 @@ rule train_model:
         BENCH / "train" / "{sample}_{model}.tsv"
     params:
         checkpoints=lambda w: out("models", w.sample, w.model, "checkpoints"),
-        arch=_setting("arch"),
-        width=_setting("width"),
-        noise_dim=_setting("noise_dim"),
-        epochs=_setting("epochs"),
-        batch_size=_setting("batch_size"),
-        K=_setting("K"),
-        lr=_setting("lr"),
-        objective=_setting("objective"),
-        likelihood=_setting("likelihood"),
-        device=_setting("device"),
+        settings=lambda w: json.dumps(model_settings(w.model), sort_keys=True),
     threads: TRAINING["threads"]
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -74,15 +67,13 @@ rule train_model:
     shell:
         "{PYTHON} -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
         " --checkpoint-dir {params.checkpoints} --model-name {wildcards.model} --sample {wildcards.sample}"
-        " --seed {SEED} --arch {params.arch} --width {params.width} --noise-dim {params.noise_dim}"
-        " --epochs {params.epochs} --batch-size {params.batch_size} --K {params.K} --lr {params.lr}"
-        " --objective {params.objective} --likelihood {params.likelihood} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        " --seed {SEED} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 rule sample_model:
     input:
         model=out("models", "{sample}", "{model}", "model.pt"),
+        real=out("{sample}", "images.h5"),
     output:
         out("generated", "{sample}", "{model}.h5"),
     wildcard_constraints:
@@ -103,7 +94,7 @@ rule sample_model:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model sample --model {input.model} --out {output} --model-name {wildcards.model}"
+        "{PYTHON} -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
         " --sample {wildcards.sample} --seed {SEED} {params.n} --batch-size {params.batch}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
 
