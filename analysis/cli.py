@@ -17,7 +17,7 @@ from imaging.provenance import atomic_output, file_digest, provenance
 from .classifier import ClassifierSettings
 from .errors import AnalysisError
 from .inputs import Grid, Images, check_compatible, load_images, parse_labelled
-from .isolation import DEFAULT_CONE, isolation
+from .isolation import DEFAULT_CONE, DEFAULT_LOW_ISOLATION, isolation
 from .metrics import MetricSettings, pair_metrics
 from .style import STYLES
 
@@ -42,7 +42,7 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     real = load_images(args.real, sample=args.sample, label="real", max_images=args.max_images)
     gen = load_images(args.generated, sample=args.sample, label=args.model, max_images=args.max_images)
     settings = MetricSettings(
-        cone=args.cone, separation_bins=args.separation_bins,
+        cone=args.cone, separation_bins=args.separation_bins, low_isolation=args.low_isolation,
         classifier=ClassifierSettings(
             hidden_layers=tuple(args.clf_hidden), epochs=args.clf_epochs, learning_rate=args.clf_learning_rate,
             test_fraction=args.clf_test_fraction, max_images_per_class=args.clf_max_images,
@@ -70,6 +70,18 @@ def cmd_metrics_table(args: argparse.Namespace) -> None:
     from .tables import read_records, write_metrics_table
 
     write_metrics_table(read_records(args.metrics), args.out_csv, args.out_md)
+    log.info("wrote %s and %s", args.out_csv, args.out_md)
+
+
+def cmd_results_table(args: argparse.Namespace) -> None:
+    from .results_table import write_results_table
+
+    rows = write_results_table(args.metrics, args.out_csv, args.out_md)
+    for r in rows:
+        ratio = "-" if r["emd_ratio_to_baseline"] is None else f"{r['emd_ratio_to_baseline']:.2f}"
+        log.info("%s %-28s %-10s EMD %.4f (x%s baseline) zero-frac %+.2f pp, AUC %.3f, iso<%g %+.1f pp",
+                 r["sample"], r["model"], r["family"], r["isolation_emd"], ratio, r["zero_fraction_error_pp"],
+                 r["classifier_auc"], r["low_isolation_threshold"], r["low_isolation_diff_pp"])
     log.info("wrote %s and %s", args.out_csv, args.out_md)
 
 
@@ -166,6 +178,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def _plot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", default="CMS", choices=STYLES, help="mplhep style (default: %(default)s)")
     p.add_argument("--dpi", type=_positive_int, default=150, help="PNG resolution (default: %(default)s)")
@@ -191,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True, help="master seed (classifier split and init)")
     p.add_argument("--cone", type=float, default=DEFAULT_CONE, help="isolation cone dR (default: %(default)s)")
     p.add_argument("--separation-bins", type=_positive_int, default=50, help="bins for separation power")
+    p.add_argument("--low-isolation", type=_positive_float, default=DEFAULT_LOW_ISOLATION,
+                   help="isolation below this counts as near zero (default: %(default)s)")
     p.add_argument("--clf-hidden", type=_positive_int, nargs="+", default=[64, 64], help="classifier hidden layer sizes")
     p.add_argument("--clf-epochs", type=_positive_int, default=20, help="classifier training epochs")
     p.add_argument("--clf-learning-rate", type=float, default=1e-3, help="classifier Adam learning rate")
@@ -201,11 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_metrics)
 
     for name, func, text in (("emd-table", cmd_emd_table, "isolation EMD table with the paper's values"),
-                             ("metrics-table", cmd_metrics_table, "metrics table of the run")):
+                             ("metrics-table", cmd_metrics_table, "metrics table of the run"),
+                             ("results-table", cmd_results_table,
+                              "results table: one row per sample and model, sorted by isolation EMD")):
         p = sub.add_parser(name, help=f"{text} (CSV + Markdown) from metrics JSON records")
         p.add_argument("--metrics", nargs="+", required=True, help="JSON records from `metrics`")
-        p.add_argument("--out-csv", required=True)
-        p.add_argument("--out-md", required=True)
+        p.add_argument("--out-csv", required=True, help="CSV output (one row per sample and model)")
+        p.add_argument("--out-md", required=True, help="Markdown output (one table per sample)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("figure2", help="isolation histograms real vs generated (paper Figure 2)")

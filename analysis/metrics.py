@@ -3,6 +3,8 @@
 Paper metric: EMD of the isolation distributions. CaloChallenge-style metrics: zero-pixel
 fraction, non-zero pixels per image, pixel-intensity spectrum, total ET, pixel-pixel
 correlations, a classifier two-sample AUC, and EMD + separation power of every 1-D feature.
+Beyond: the near-zero isolation fraction (the paper's generated deficit at isolation ~ 0), and
+the generated file's `family` and `train_time_s` attributes copied for the results table.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ import numpy as np
 from .classifier import ClassifierSettings, classifier_auc
 from .correlation import correlation_difference, correlation_noise_floor, pixel_correlation
 from .distances import emd_noise_floor, separation_power, weighted_emd
+from .errors import AnalysisError
 from .features import image_features, nonzero_pixel_values, zero_pixel_fraction
 from .inputs import Images, check_compatible
-from .isolation import DEFAULT_CONE
+from .isolation import DEFAULT_CONE, DEFAULT_LOW_ISOLATION, low_isolation_fraction
+from .results_table import family_of
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,28 @@ class MetricSettings:
 
     cone: float = DEFAULT_CONE
     separation_bins: int = 50
+    low_isolation: float = DEFAULT_LOW_ISOLATION  # isolation below this counts as near zero
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+
+
+def generated_info(generated: Images) -> dict[str, Any]:
+    """`family` and `train_time_s` (seconds, None if absent) from the generated file's attributes.
+
+    Files written before these attributes existed get family "decoupled" (the baseline model
+    `independent_pixels` gets "baseline") and train_time_s None (a blank in the tables).
+    """
+    attrs = generated.data.attrs
+    family = family_of({"model": generated.label, "family": attrs.get("family")})
+    seconds = attrs.get("train_time_s")
+    if seconds is not None:
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            raise AnalysisError(f"{generated.path}: attribute train_time_s={seconds!r} is not a number of seconds; "
+                                "re-run the sampling stage") from None
+        if not (np.isfinite(seconds) and seconds >= 0):
+            raise AnalysisError(f"{generated.path}: attribute train_time_s={seconds} must be finite and >= 0")
+    return {"family": family, "train_time_s": seconds}
 
 
 def pair_seed(seed: int, sample: str, model: str) -> int:
@@ -62,6 +87,7 @@ def pair_metrics(real: Images, generated: Images, *, seed: int, settings: Metric
     rec: dict[str, Any] = {
         "sample": real.sample,
         "model": generated.label,
+        **generated_info(generated),
         "n_real": len(r),
         "n_generated": len(g),
         "real_pt_mean_gev": float(np.average(r.muon_pt, weights=r.weight)),
@@ -82,6 +108,9 @@ def pair_metrics(real: Images, generated: Images, *, seed: int, settings: Metric
         else:  # e.g. a generator that only produces empty images: no intensity spectrum to compare
             rec[f"{name}_emd"] = rec[f"{name}_separation"] = float("nan")
     (rv, rw), _ = fr["isolation"], fg["isolation"]
+    rec["low_isolation_threshold"] = settings.low_isolation
+    rec["low_isolation_fraction_real"] = low_isolation_fraction(rv, rw, settings.low_isolation)
+    rec["low_isolation_fraction_generated"] = low_isolation_fraction(*fg["isolation"], settings.low_isolation)
     rec["isolation_emd_noise"] = emd_noise_floor(
         rv, rw, len(g), np.random.default_rng([pair_seed(seed, real.sample, generated.label), 2]))
     log.info("%s/%s: isolation EMD %.4f (statistical floor %.4f)", real.sample, generated.label,

@@ -31,6 +31,7 @@ METRIC_ROWS = (
     ("isolation_emd", "EMD isolation"),
     ("isolation_emd_noise", "  EMD isolation expected from statistics alone"),
     ("isolation_separation", "separation power isolation"),
+    ("low_isolation_fraction", "share of images with near-zero isolation"),
     ("total_et_emd", "EMD total ET [GeV]"),
     ("total_et_separation", "separation power total ET"),
     ("n_nonzero_emd", "EMD non-zero pixels / image"),
@@ -46,8 +47,15 @@ METRIC_ROWS = (
 )
 
 
-def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Load per-(sample, model) metric records (JSON written by `python -m analysis metrics`)."""
+#: Keys every metrics record must have for the EMD and metrics tables.
+REQUIRED_KEYS = ("sample", "model", "isolation_emd")
+
+
+def read_records(paths: Iterable[str | Path], required: Sequence[str] = REQUIRED_KEYS) -> list[dict[str, Any]]:
+    """Load per-(sample, model) metric records (JSON written by `python -m analysis metrics`).
+
+    Every record must hold the `required` keys; a missing one is an AnalysisError naming the file.
+    """
     records = []
     for path in paths:
         path = Path(path)
@@ -57,7 +65,9 @@ def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             raise AnalysisError(f"{path}: no such metrics file; run `python -m analysis metrics` first") from None
         except json.JSONDecodeError as exc:
             raise AnalysisError(f"{path}: not valid JSON ({exc}); delete it and re-run the metrics step") from None
-        for key in ("sample", "model", "isolation_emd"):
+        if not isinstance(rec, dict):
+            raise AnalysisError(f"{path}: not a metrics record (a JSON object); re-run the metrics step")
+        for key in dict.fromkeys((*REQUIRED_KEYS, *required)):
             if key not in rec:
                 raise AnalysisError(f"{path}: metrics record lacks '{key}'; re-run the metrics step")
         records.append(rec)
@@ -72,6 +82,8 @@ def paper_emd(sample: str, model: str) -> float:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:  # not known (e.g. no training time recorded): a blank cell
+        return ""
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
@@ -94,7 +106,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: str | Path, text: str) -> None:
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (never a partial file under its final name)."""
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text)
 
@@ -128,7 +141,7 @@ def write_emd_table(records: list[dict[str, Any]], csv_path: str | Path, md_path
             [[row[k] for k in EMD_COLUMNS] for row in rows],
         ),
     ]
-    _write_text(md_path, "\n".join(md))
+    write_text(md_path, "\n".join(md))
     return rows
 
 
@@ -153,4 +166,4 @@ def write_metrics_table(records: list[dict[str, Any]], csv_path: str | Path, md_
             else:
                 rows.append([label, math.nan, *(r.get(key, math.nan) for r in recs)])
         parts += [f"## {sample}\n", markdown_table(["metric", "real", *(r["model"] for r in recs)], rows)]
-    _write_text(md_path, "\n".join(parts))
+    write_text(md_path, "\n".join(parts))

@@ -5,7 +5,7 @@
 #   VENV    the project virtual environment that holds the `root` wheel
 #   PREFIX  where Delphes is installed (bin/, lib/, include/, cards/)
 # Source: $DELPHES_TARBALL when set (offline copy), else the upstream tag archive.
-# Idempotent: does nothing when PREFIX/.built-3.5.1 exists and the executables run.
+# Idempotent: does nothing when PREFIX/.built-3.5.1-c<compression>-b<basket> exists and the executables run.
 set -euo pipefail
 
 VENV=$(cd "$1" && pwd)
@@ -19,7 +19,11 @@ PREFIX=$(cd "$PREFIX" && pwd)
 # algorithm*100 + level). Reading LZ4 is ~4x faster than Delphes' default zlib-1 (imaging
 # benchmark) for ~8% more disk. Set DELPHES_COMPRESSION=101 for ROOT's zlib-1.
 COMPRESSION=${DELPHES_COMPRESSION:-404}
-STAMP="$PREFIX/.built-$VERSION-c$COMPRESSION"
+# Basket size (bytes) of every output branch; Delphes' own is 64000. Bigger baskets mean fewer
+# per-basket steps for uproot: reading the imaging branches is ~20% faster with 256000
+# (imaging benchmark), for ~17 MB more write buffers in Delphes. Same data, same file contents.
+BASKET_BYTES=${DELPHES_BASKET_BYTES:-256000}
+STAMP="$PREFIX/.built-$VERSION-c$COMPRESSION-b$BASKET_BYTES"
 
 if [[ -f "$STAMP" && -x "$PREFIX/bin/DelphesHepMC2" ]]; then
     echo "[delphes] $VERSION already built in $PREFIX (remove $STAMP to rebuild)"
@@ -75,6 +79,11 @@ for reader in DelphesHepMC2 DelphesHepMC3 DelphesLHEF DelphesROOT; do
         echo "[delphes] ERROR: could not set the output compression in readers/$reader.cpp" >&2; exit 1; }
 done
 
+sed -i "s|tree->Branch(name, &fData, 64000);|tree->Branch(name, \&fData, $BASKET_BYTES);|" \
+    "$SRC/external/ExRootAnalysis/ExRootTreeBranch.cc"
+grep -q "tree->Branch(name, &fData, $BASKET_BYTES);" "$SRC/external/ExRootAnalysis/ExRootTreeBranch.cc" || {
+    echo "[delphes] ERROR: could not set the basket size in ExRootTreeBranch.cc" >&2; exit 1; }
+
 # Workaround 3: the wheel's bundled libs (root.libs) need each other at link time.
 RPATH_LINK="-Wl,-rpath-link,$SITE/root.libs"
 start=$(date +%s)
@@ -97,5 +106,5 @@ usage=$("$PREFIX/bin/DelphesHepMC2" 2>&1 || true)
 grep -q "Usage" <<< "$usage" || { echo "[delphes] ERROR: $PREFIX/bin/DelphesHepMC2 does not run" >&2; exit 1; }
 rm -rf "$WORK"
 rm -f "$PREFIX"/.built-*
-echo "built $(date -u +%FT%TZ) in $((end - start)) s from $(basename "$TARBALL"), output compression $COMPRESSION" > "$STAMP"
+echo "built $(date -u +%FT%TZ) in $((end - start)) s from $(basename "$TARBALL"), output compression $COMPRESSION, basket $BASKET_BYTES bytes" > "$STAMP"
 echo "[delphes] $VERSION built in $((end - start)) s; $(du -sh "$PREFIX" | cut -f1) in $PREFIX"

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 from .config import ImagingConfig
 from .errors import ImagingError
 from .h5schema import ImageFileError, read_image_file, write_image_file
-from .pixelise import make_images
+from .pixelise import make_cell_images, make_images
 from .provenance import file_digest, provenance
-from .reader import count_entries, iter_chunks
+from .reader import iter_input_chunks, open_inputs
 from .reweight import ReweightResult, reweight_to_reference
 from .selection import select_muons
 from .statistics import SampleStatistics, summarise
@@ -73,7 +73,8 @@ def build_images(
         raise ImagingError(f"no input Delphes files given for sample '{sample}' (--in); "
                            f"the simulation stage must produce {sample}/delphes/chunk*.root first")
     paths = [Path(p) for p in paths]
-    entries = count_entries(paths, config.quantity, config.use_event_weight)  # fail fast on bad inputs
+    inputs = open_inputs(paths, config.quantity, config.use_event_weight, config.tower_shape)  # fail fast
+    entries = {i.path: i.n_entries for i in inputs}
     total = sum(entries.values())
     if total == 0:
         raise ImagingError(f"no events in {len(paths)} input file(s) ({', '.join(map(str, paths))}); "
@@ -82,16 +83,22 @@ def build_images(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("images", "pt", "eta", "phi", "charge", "w")}  # per chunk
     events_selected = muons_selected = nonzero = 0
     bar = tqdm(total=total, unit="ev", desc=f"images {sample}", disable=not progress, mininterval=2.0)
-    for chunk in iter_chunks(paths, config.quantity, config.use_event_weight, config.read_chunk_entries):
+    for chunk in iter_input_chunks(inputs, config.quantity, config.read_chunk_entries):
         mu = select_muons(
             chunk.muon_offsets, chunk.muon_pt, chunk.muon_eta, chunk.muon_phi, chunk.muon_charge,
             pt_min=config.muon_pt_min, pt_max=config.muon_pt_max,
             abs_eta_max=config.muon_abs_eta_max, mode=config.muons_per_event,
         )
-        images = make_images(
-            chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
-            mu.event, mu.eta, mu.phi, npix=config.npix, radius=config.radius,
-        )
+        if config.tower_shape == "cell":
+            images = make_cell_images(
+                chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
+                mu.event, mu.eta, mu.phi, npix=config.npix, radius=config.radius,
+            )
+        else:
+            images = make_images(
+                chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
+                mu.event, mu.eta, mu.phi, npix=config.npix, radius=config.radius,
+            )
         events_selected += int(np.count_nonzero(np.diff(mu.event, prepend=-1))) if len(mu) else 0
         muons_selected += mu.n_candidates
         nonzero += int(np.count_nonzero(images))

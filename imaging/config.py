@@ -19,6 +19,8 @@ QUANTITY_BRANCHES: dict[str, tuple[str, ...]] = {
     "et_hcal": ("Tower.Ehad",),  # HCAL part, Ehad / cosh(eta) (GeV)
 }
 MUONS_PER_EVENT = ("leading", "all")
+#: point: a tower's value goes to the pixel of its (eta, phi); cell: spread over its cell's area
+TOWER_SHAPES = ("point", "cell")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class ImagingConfig:
     npix: int = 32  # pixels per side
     radius: float = 0.4  # image half-width and dR cut
     quantity: str = "et"  # et | et_ecal | et_hcal
+    tower_shape: str = "point"  # point: pixel of the tower position | cell: spread over the cell (Tower.Edges)
     muon_pt_min: float = 10.0  # GeV, inclusive
     muon_pt_max: float = 15.0  # GeV, inclusive
     muon_abs_eta_max: float = 2.4  # muon acceptance |eta| <= this
@@ -44,6 +47,8 @@ class ImagingConfig:
             problems.append(f"radius must be > 0, got {self.radius}")
         if self.quantity not in QUANTITY_BRANCHES:
             problems.append(f"quantity must be one of {sorted(QUANTITY_BRANCHES)}, got {self.quantity!r}")
+        if self.tower_shape not in TOWER_SHAPES:
+            problems.append(f"tower_shape must be one of {TOWER_SHAPES}, got {self.tower_shape!r}")
         if not 0 <= self.muon_pt_min < self.muon_pt_max:
             problems.append(f"need 0 <= muon_pt_min < muon_pt_max, got {self.muon_pt_min}, {self.muon_pt_max}")
         if not self.muon_abs_eta_max > 0:

@@ -25,6 +25,10 @@ import numpy as np
 from .provenance import atomic_output
 
 MUON_FIELDS = ("pt", "eta", "phi", "charge")
+#: HDF5 filter of /images. Images are ~99.6% zeros: gzip level 1 without byte shuffling writes
+#: 2x and reads 2.5x faster than gzip-4 + shuffle and makes a smaller file (10k real images:
+#: 0.60 vs 0.76 MB; 43 MB uncompressed). Any HDF5 reader has gzip.
+IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": False}
 SCHEMA_VERSION = 1
 
 
@@ -109,7 +113,7 @@ def write_image_file(
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(
             "images", data=images, chunks=(chunk_rows, npix, npix) if n else None,
-            compression="gzip", compression_opts=4, shuffle=True,
+            **IMAGE_COMPRESSION,
         )
         grp = f.create_group("muon")
         for key, values in cols.items():

@@ -38,16 +38,16 @@ analysis:
 """
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
                           capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
-@pytest.fixture(scope="module")
-def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wd = tmp_path_factory.mktemp("wf")
+def _make_workflow(wd: Path, n_images: int) -> Path:
+    """Scratch workflow in `wd`: the project's rule files and schemas, toy images as the cache."""
     for rel in ("workflow/rules/common.smk", "workflow/rules/analysis.smk", "workflow/schemas/config.schema.yaml",
                 "workflow/schemas/analysis.schema.yaml", "envs/pipeline.yaml"):
         (wd / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +55,44 @@ def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(PROJECT / "workflow" / "report", wd / "workflow" / "report")
     (wd / "Snakefile").write_text(SNAKEFILE)
     (wd / "config.yaml").write_text(CONFIG)
-    write_toy_files(wd / "results", n_images=400, seed=2, models=tuple(MODELS))
+    write_toy_files(wd / "results", n_images=n_images, seed=2, models=tuple(MODELS))
     return wd
+
+
+@pytest.fixture(scope="module")
+def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make_workflow(tmp_path_factory.mktemp("wf"), 400)
+
+
+@pytest.fixture(scope="module")
+def dry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workflow that is only ever dry-run (tiny cache files)."""
+    return _make_workflow(tmp_path_factory.mktemp("dry"), 20)
+
+
+@pytest.mark.slow  # ~5-9 s: one Snakemake start-up
+def test_dry_run_plans_the_results_table(dry_dir: Path) -> None:
+    dry = _snakemake(dry_dir, "figures", "--dry-run", "--printshellcmds")
+    assert "rule analysis_results_table:" in dry.stdout or "localrule analysis_results_table:" in dry.stdout
+    assert "tables/results.csv" in dry.stdout and "tables/results.md" in dry.stdout
+    assert "--low-isolation 0.02" in dry.stdout  # schema default reaches every metrics job
+
+
+@pytest.mark.slow
+def test_figure2_models_chooses_the_drawn_models(dry_dir: Path) -> None:
+    (dry_dir / "config.yaml").write_text(CONFIG + "  figure2: {models: [decoupled_fc]}\n")
+    try:
+        dry = _snakemake(dry_dir, "results/figures/figure2_isolation.png", "--dry-run", "--printshellcmds")
+        fig2 = dry.stdout[dry.stdout.index("analysis figure2"):].split("\n")[0]
+        assert "signal:decoupled_fc=" in fig2 and "background:decoupled_fc=" in fig2
+        assert "independent_pixels" not in fig2
+        (dry_dir / "config.yaml").write_text(CONFIG + "  figure2: {models: [decoupled_fc, lagan]}\n")
+        bad = _snakemake(dry_dir, "figures", "--dry-run", ok=False)
+        assert bad.returncode != 0
+        assert "analysis.figure2.models: unknown model(s) lagan; choose from decoupled_fc, independent_pixels" in (
+            bad.stdout + bad.stderr)
+    finally:
+        (dry_dir / "config.yaml").write_text(CONFIG)
 
 
 @pytest.mark.slow
@@ -68,18 +104,20 @@ def test_figures_target_then_plot_only_rerun_then_report(workflow_dir: Path) -> 
     expected += [res / "figures" / f"figure3_average_images_{s}.{e}" for s in ("linear", "log") for e in ("pdf", "png")]
     expected += [res / "figures" / f"{k}_{s}.{e}" for k in ("features", "correlations")
                  for s in ("signal", "background") for e in ("pdf", "png")]
-    expected += [res / "tables" / f"{t}.{e}" for t in ("isolation_emd", "metrics") for e in ("csv", "md")]
+    expected += [res / "tables" / f"{t}.{e}" for t in ("isolation_emd", "metrics", "results") for e in ("csv", "md")]
     for path in expected:
         assert path.stat().st_size > 0, path
     metrics = sorted((res / "analysis").glob("*/*.metrics.json"))
     assert len(metrics) == 4
     before = {p: p.stat().st_mtime_ns for p in [*metrics, *expected]}
 
-    # a plotting-only change: only Figure 2 is redrawn; metrics, tables and the other figures stay
-    (wd / "config.yaml").write_text(CONFIG + "  figure2: {bins: 25}\n")
+    # plotting-only changes (bins, the models drawn): only Figure 2 is redrawn; metrics, tables and
+    # the other figures stay
+    (wd / "config.yaml").write_text(CONFIG + "  figure2: {bins: 25, models: [decoupled_fc]}\n")
     dry = _snakemake(wd, "figures", "--dry-run")
     assert "analysis_figure2" in dry.stdout
-    for rule in ("analysis_metrics ", "analysis_emd_table", "analysis_figure3", "analysis_features"):
+    for rule in ("analysis_metrics ", "analysis_emd_table", "analysis_results_table", "analysis_figure3",
+                 "analysis_features"):
         assert rule not in dry.stdout, rule
     _snakemake(wd, "figures")
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
@@ -88,3 +126,4 @@ def test_figures_target_then_plot_only_rerun_then_report(workflow_dir: Path) -> 
     _snakemake(wd, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="replace")
     assert "Paper: EMD 0.06" in html and "Pixel-pixel correlations, background" in html
+    assert "Results table: every model, both samples" in html

@@ -98,3 +98,26 @@ def test_real_delphes_file_matches_an_independent_computation(real_delphes_file)
         np.testing.assert_allclose(build.images[k], expected, atol=1e-4)
         k += 1
     assert k == len(build.muon_pt)
+
+
+@pytest.mark.slow
+def test_real_delphes_cells_contain_their_towers_and_cell_images_keep_the_energy(real_delphes_file):
+    """Tower.Edges is (eta_min, eta_max, phi_min, phi_max) around each tower; cell images spread, not lose, ET."""
+    tree = uproot.open(real_delphes_file)["Delphes"]
+    arrays = tree.arrays(["Tower.Eta", "Tower.Phi", "Tower.Edges[4]"])
+    eta = ak.to_numpy(ak.flatten(arrays["Tower.Eta"]))
+    phi = ak.to_numpy(ak.flatten(arrays["Tower.Phi"]))
+    cell = ak.to_numpy(ak.flatten(arrays["Tower.Edges[4]"]))
+    assert cell.shape == (eta.size, 4) and eta.size > 100
+    tol = 1e-4
+    assert np.all((cell[:, 0] - tol <= eta) & (eta <= cell[:, 1] + tol))
+    assert np.all((cell[:, 2] - tol <= phi) & (phi <= cell[:, 3] + tol))
+
+    point_cfg = ImagingConfig(muon_pt_min=3.0, muon_pt_max=60.0)
+    cell_cfg = ImagingConfig(muon_pt_min=3.0, muon_pt_max=60.0, tower_shape="cell", read_chunk_entries=7)
+    point = build_images([real_delphes_file], point_cfg, sample="signal").images
+    spread = build_images([real_delphes_file], cell_cfg, sample="signal").images
+    assert spread.shape == point.shape
+    assert np.count_nonzero(spread) > 3 * np.count_nonzero(point)  # cells cover several pixels
+    # the same energy, up to cells crossing the disc edge (in either direction)
+    assert spread.sum() == pytest.approx(point.sum(), rel=0.25)

@@ -5,6 +5,8 @@
 # Plot settings are params of the plotting rules only: changing analysis.figure2/figure3/
 # features/plots reruns those rules, not the metrics (and vice versa).
 
+from snakemake.exceptions import WorkflowError
+
 ANALYSIS = config["analysis"]
 
 if "GENERATED_MODELS" in globals():
@@ -39,11 +41,34 @@ _ALL_IMAGES = [_real_images(s) for s in SAMPLES] + [
     _generated_images(s, m) for s in SAMPLES for m in ANALYSIS_MODELS
 ]
 
+
+def _figure2_models():
+    """analysis.figure2.models (in that order), or every generated model when null."""
+    chosen = ANALYSIS["figure2"]["models"]
+    if chosen is None or not ANALYSIS_MODELS:
+        return ANALYSIS_MODELS
+    unknown = [m for m in chosen if m not in ANALYSIS_MODELS]
+    if unknown:
+        raise WorkflowError(
+            f"config analysis.figure2.models: unknown model(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
+        )
+    return list(chosen)
+
+
+# Figure 2 draws a chosen subset (plotting only): its inputs and arguments, nothing else, depend on it.
+FIGURE2_MODELS = _figure2_models()
+_FIGURE2_IMAGES = [_real_images(s) for s in SAMPLES] + [
+    _generated_images(s, m) for s in SAMPLES for m in FIGURE2_MODELS
+]
+_FIGURE2_ARGS = [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in FIGURE2_MODELS]
+
 FIGURE2 = [out("figures", f"figure2_isolation.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LINEAR = [out("figures", f"figure3_average_images_linear.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LOG = [out("figures", f"figure3_average_images_log.{ext}") for ext in ("pdf", "png")]
 EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
 METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
+RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
 
 
 def analysis_targets():
@@ -56,10 +81,10 @@ def analysis_targets():
         for s in SAMPLES
         for ext in ("pdf", "png")
     ]
-    return FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + per_sample + EMD_TABLE + METRICS_TABLE
+    return FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + per_sample + EMD_TABLE + METRICS_TABLE + RESULTS_TABLE
 
 
-localrules: analysis_emd_table, analysis_metrics_table
+localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table
 
 
 rule analysis_metrics:
@@ -73,6 +98,7 @@ rule analysis_metrics:
         seed=SEED,
         cone=ANALYSIS["isolation_cone"],
         bins=ANALYSIS["metrics"]["separation_bins"],
+        low_isolation=ANALYSIS["metrics"]["low_isolation"],
         hidden=" ".join(map(str, _CLF["hidden_layers"])),
         epochs=_CLF["epochs"],
         lr=_CLF["learning_rate"],
@@ -92,7 +118,8 @@ rule analysis_metrics:
     shell:
         "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
         " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
-        " --cone {params.cone} --separation-bins {params.bins} --clf-hidden {params.hidden}"
+        " --cone {params.cone} --separation-bins {params.bins} --low-isolation {params.low_isolation}"
+        " --clf-hidden {params.hidden}"
         " --clf-epochs {params.epochs} --clf-learning-rate {params.lr}"
         " --clf-test-fraction {params.test_fraction} --clf-max-images {params.clf_max}"
         " {params.max_images} --out {output} > {log} 2>&1"
@@ -128,16 +155,31 @@ rule analysis_metrics_table:
         "{PYTHON} -m analysis metrics-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
 
 
-rule analysis_figure2:
-    """Paper Figure 2: isolation histograms, real vs every model, per sample."""
+rule analysis_results_table:
+    """Results table: every model on both samples (EMD, vs baseline, zero-fraction error, AUC, train time)."""
     input:
-        _ALL_IMAGES,
+        _metrics_records(),
+    output:
+        report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
+        RESULTS_TABLE[1],
+    log:
+        LOGS / "analysis" / "results_table.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{PYTHON} -m analysis results-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+
+
+rule analysis_figure2:
+    """Paper Figure 2: isolation histograms, real vs each model of analysis.figure2.models (all by default)."""
+    input:
+        _FIGURE2_IMAGES,
     output:
         FIGURE2[0],
         report(FIGURE2[1], caption="../report/figure2.rst", category="Figures", subcategory="Paper"),
     params:
         real=_REAL_ARGS,
-        generated=_GENERATED_ARGS,
+        generated=_FIGURE2_ARGS,
         cone=ANALYSIS["isolation_cone"],
         bins=ANALYSIS["figure2"]["bins"],
         iso_max=f"--iso-max {ANALYSIS['figure2']['iso_max']}" if ANALYSIS["figure2"]["iso_max"] else "",

@@ -48,6 +48,7 @@ rule build_images:
         "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
         " --reweight-to '{input.reference}' --seed {params.seed} --no-progress"
         " --npix {params.c[npix]} --radius {params.c[radius]} --quantity {params.c[quantity]}"
+        " --tower-shape {params.c[tower_shape]}"
         " --muon-pt-min {params.c[muon_pt_min]} --muon-pt-max {params.c[muon_pt_max]}"
         " --muon-abs-eta-max {params.c[muon_abs_eta_max]} --muons-per-event {params.c[muons_per_event]}"
         " --reweight-pt-bins {params.c[reweight_pt_bins]} --use-event-weight {params.c[use_event_weight]}"
