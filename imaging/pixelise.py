@@ -120,6 +120,10 @@ def make_cell_images(
     widths = tower_edges[:, 1] - tower_edges[:, 0]
     reach = radius + float(widths.max())  # any cell that can overlap the image
     towers, img = _tower_image_pairs(tower_offsets, tower_eta, muon_event, muon_eta, reach)
+    # only cells that reach into the image's eta range (float32 pre-cut, a hair loose; most of the reach is spare)
+    near = (tower_edges[towers, 1] > muon_eta[img] - np.float32(radius * 1.0001)) & (
+        tower_edges[towers, 0] < muon_eta[img] + np.float32(radius * 1.0001))
+    towers, img = towers[near], img[near]
     edges = tower_edges[towers].astype(np.float64)
     eta_lo = edges[:, 0] - muon_eta[img].astype(np.float64)
     eta_hi = edges[:, 1] - muon_eta[img].astype(np.float64)
@@ -149,8 +153,9 @@ def make_cell_images(
     ov_eta = np.where(ov_eta > sliver, ov_eta, 0.0)
     ov_phi = np.where(ov_phi > sliver, ov_phi, 0.0)
     frac = ov_eta * ov_phi / area[owner]
-    flat = images.reshape(-1)
-    np.add.at(flat, (img[owner] * npix + i) * npix + j, (frac * tower_value[towers][owner]).astype(np.float32))
+    pixel = (img[owner] * npix + i) * npix + j
+    summed = np.bincount(pixel, weights=frac * tower_value[towers][owner], minlength=images.size)  # float64 sums
+    images = summed.astype(np.float32).reshape(n_img, npix, npix)
     centre = -radius + pitch * (np.arange(npix) + 0.5)
     outside = ~within_radius(centre[:, None], centre[None, :], radius)
     images[:, outside] = 0.0

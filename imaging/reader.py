@@ -135,6 +135,20 @@ def _jagged_flat(array: ak.Array, name: str, path: Path, dtype: Any) -> tuple[np
     return offsets, flat
 
 
+def _jagged_rows(array: ak.Array, name: str, path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, (n, width) values) of a per-event list of fixed-size arrays, e.g. Tower.Edges[4]."""
+    if array.ndim != 3:
+        raise ImagingError(f"{path}: branch '{name}' has type {array.type}, expected a list of {width} numbers "
+                           "per tower")
+    counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    rows = ak.to_numpy(ak.flatten(array, axis=1)).astype(np.float32, copy=False)
+    if rows.shape[1:] != (width,):
+        raise ImagingError(f"{path}: branch '{name}' holds {rows.shape[1:]} numbers per tower, expected {width}")
+    return offsets, rows
+
+
 def _event_weight(array: ak.Array, path: Path) -> np.ndarray:
     """Per-event weight from `Event.Weight`: flat, or Delphes' one-entry list per event."""
     if array.ndim == 1:
@@ -183,9 +197,9 @@ def read_chunk(
         weight = np.ones(n_events, dtype=np.float64)
     edges = None
     if TOWER_EDGES in arrays:
-        offsets, edges = _jagged_flat(arrays[TOWER_EDGES], TOWER_EDGES, path, np.float32)
-        if not np.array_equal(offsets, tower_offsets) or edges.shape[1:] != (4,):
-            raise ImagingError(f"{path}: branch '{TOWER_EDGES}' does not hold 4 cell edges per tower")
+        offsets, edges = _jagged_rows(arrays[TOWER_EDGES], TOWER_EDGES, path, 4)
+        if not np.array_equal(offsets, tower_offsets):
+            raise ImagingError(f"{path}: branch '{TOWER_EDGES}' has a different tower count than 'Tower.Eta'")
     return EventChunk(
         path=path, entry_start=start, n_events=n_events,
         tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"], tower_value=value,

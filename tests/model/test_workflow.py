@@ -64,3 +64,31 @@ def test_reserved_model_name_is_a_config_error(tmp_path):
     )
     assert proc.returncode != 0
     assert "training" in proc.stdout + proc.stderr and "independent_pixels" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
+def test_run_selects_models_and_rejects_unknown_names(tmp_path):
+    """training.run leaves configured models out (a --configfile cannot delete config.yaml's entries)."""
+    images = tmp_path / "results" / "background" / "images.h5"
+    images.parent.mkdir(parents=True)
+    images.write_bytes(b"")
+
+    def dry_run(run):
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text(yaml.safe_dump({"outdir": str(tmp_path / "results"), "samples": ["background"],
+                                       "training": {"run": run}}))
+        return subprocess.run(
+            [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
+             "--allowed-rules", "train_model", "sample_model", "baseline", "train", "-n", "-p", "--cores", "1", "train"],
+            capture_output=True, text=True, cwd=tmp_path,
+        )
+
+    proc = dry_run(["decoupled_fc"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = dict(re.findall(r"^(train_model|sample_model|baseline)\s+(\d+)$", proc.stdout, flags=re.M))
+    assert counts == {"train_model": "1", "sample_model": "1", "baseline": "1"}
+    assert "--model-name decoupled_fc " in proc.stdout and "decoupled_deconv" not in proc.stdout
+    proc = dry_run(["decoupled_fc", "no_such_model"])
+    assert proc.returncode != 0
+    assert "training.run" in proc.stdout + proc.stderr and "no_such_model" in proc.stdout + proc.stderr

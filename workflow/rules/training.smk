@@ -7,11 +7,24 @@
 import json
 import re
 
+from snakemake.exceptions import WorkflowError
+
 TRAINING = config["training"]
 #: top-level keys that are not per-model training settings; every other key of `training:` is a
 #: default a model entry may override (what TrainConfig takes, passed as --settings JSON)
-_NOT_MODEL_KEYS = ("threads", "gpus", "n_generated", "sample_batch_size", "mem_mb", "runtime_min", "models")
-TRAINED_MODELS = list(TRAINING["models"])
+_NOT_MODEL_KEYS = ("threads", "gpus", "n_generated", "sample_batch_size", "mem_mb", "runtime_min", "models", "run")
+#: `training.run` picks which configured models run (null: all). --configfile merges `models`
+#: into config.yaml's, so this is how a run leaves default models out.
+if TRAINING.get("run") is None:
+    TRAINED_MODELS = list(TRAINING["models"])
+else:
+    _unknown = sorted(set(TRAINING["run"]) - set(TRAINING["models"]))
+    if _unknown:
+        raise WorkflowError(
+            f"config training.run names {_unknown}, which training.models does not define; "
+            f"defined: {sorted(TRAINING['models'])}"
+        )
+    TRAINED_MODELS = list(dict.fromkeys(TRAINING["run"]))
 GENERATED_MODELS = TRAINED_MODELS + ["independent_pixels"]
 _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
 
