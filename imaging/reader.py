@@ -140,6 +140,12 @@ def _jagged_rows(array: ak.Array, name: str, path: Path, width: int) -> tuple[np
     if array.ndim != 3:
         raise ImagingError(f"{path}: branch '{name}' has type {array.type}, expected a list of {width} numbers "
                            "per tower")
+    layout = array.layout
+    if (isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.RegularArray)
+            and layout.content.size == width and isinstance(layout.content.content, ak.contents.NumpyArray)):
+        offsets = np.asarray(layout.offsets.data, dtype=np.int64)  # zero-copy, as uproot returns it
+        flat = np.asarray(layout.content.content.data)[offsets[0] * width:offsets[-1] * width]
+        return offsets - offsets[0], flat.reshape(-1, width).astype(np.float32, copy=False)
     counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from imaging import ImagingConfig, build_images, write_images  # noqa: E402
 from imaging.build import input_digest  # noqa: E402
-from imaging.pixelise import make_images  # noqa: E402
+from imaging.pixelise import make_cell_images, make_images  # noqa: E402
 from imaging.reader import branches_needed, iter_input_chunks, open_delphes_tree, open_inputs  # noqa: E402
 from imaging.selection import select_muons  # noqa: E402
 from imaging.synthetic import random_delphes_events, write_delphes_file  # noqa: E402
@@ -52,7 +52,7 @@ def _stages(files: list[Path], cfg: ImagingConfig) -> dict[str, float]:
     t = {"open": 0.0, "read": 0.0, "select": 0.0, "pixelise": 0.0, "events": 0, "images": 0, "towers": 0,
          "uproot_arrays": 0.0}
     t0 = _clock()
-    inputs = open_inputs(files, cfg.quantity, cfg.use_event_weight)
+    inputs = open_inputs(files, cfg.quantity, cfg.use_event_weight, cfg.tower_shape)
     t["open"] = _clock() - t0
     it = iter_input_chunks(inputs, cfg.quantity, cfg.read_chunk_entries)
     while True:
@@ -66,8 +66,12 @@ def _stages(files: list[Path], cfg: ImagingConfig) -> dict[str, float]:
                           pt_min=cfg.muon_pt_min, pt_max=cfg.muon_pt_max, abs_eta_max=cfg.muon_abs_eta_max,
                           mode=cfg.muons_per_event)
         t2 = _clock()
-        make_images(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
-                    mu.event, mu.eta, mu.phi, npix=cfg.npix, radius=cfg.radius)
+        if cfg.tower_shape == "cell":
+            make_cell_images(chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
+                             mu.event, mu.eta, mu.phi, npix=cfg.npix, radius=cfg.radius)
+        else:
+            make_images(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
+                        mu.event, mu.eta, mu.phi, npix=cfg.npix, radius=cfg.radius)
         t3 = _clock()
         t["select"] += t2 - t1
         t["pixelise"] += t3 - t2
@@ -75,7 +79,8 @@ def _stages(files: list[Path], cfg: ImagingConfig) -> dict[str, float]:
         t["images"] += len(mu)
         t["towers"] += int(chunk.tower_eta.size)
     # reference in the same process: uproot's own tree.arrays of the same branches (freshly opened)
-    names = list(branches_needed(cfg.quantity, cfg.use_event_weight))
+    names = list(branches_needed(cfg.quantity, cfg.use_event_weight, cfg.tower_shape))
+    t["branches"] = len(names)
     for f in files:
         tree = open_delphes_tree(f)
         t0 = _clock()
@@ -107,12 +112,14 @@ def main() -> None:
                         help="synthetic file compression (Delphes writes zlib level 1)")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats; the best is reported")
     parser.add_argument("--muons-per-event", default="leading", choices=["leading", "all"])
+    parser.add_argument("--tower-shape", default="point", choices=["point", "cell"],
+                        help="image rendering (imaging.tower_shape); cell needs real Delphes files (Tower.Edges)")
     parser.add_argument("--merge", action="store_true",
                         help="also time the same events merged into one file with ROOT's hadd (per-file cost amortised)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    cfg = ImagingConfig(muons_per_event=args.muons_per_event)
+    cfg = ImagingConfig(muons_per_event=args.muons_per_event, tower_shape=args.tower_shape)
     with tempfile.TemporaryDirectory() as tmp:
         files = args.file or ([] if args.synthetic else _real_files())
         source = "real Delphes"
@@ -156,10 +163,10 @@ def _report(title: str, files: list[Path], cfg: ImagingConfig, repeat: int, tmp:
     core = best["open"] + best["read"] + best["select"] + best["pixelise"]
     rows = (
         ("open + check (TTree metadata)", best["open"], f"{best['open'] / n_files * 1e3:.1f} ms/file"),
-        ("read (uproot, 8 branches)", best["read"], f"{best['read'] / n_ev * 1e6:.1f} us/event"),
+        (f"read (uproot, {best['branches']} branches)", best["read"], f"{best['read'] / n_ev * 1e6:.1f} us/event"),
         ("  reference: uproot tree.arrays", best["uproot_arrays"], f"ratio read/ref {best['read'] / best['uproot_arrays']:.2f}"),
         ("select muons", best["select"], f"{best['select'] / n_img * 1e6:.2f} us/image"),
-        ("pixelise (dR<0.4, add.at)", best["pixelise"], f"{best['pixelise'] / n_img * 1e6:.1f} us/image"),
+        (f"pixelise ({cfg.tower_shape})", best["pixelise"], f"{best['pixelise'] / n_img * 1e6:.1f} us/image"),
         ("open+read+select+pixelise", core, "the issue's measure"),
         ("build_images (end to end)", t_build, ""),
         ("  input xxh3 (provenance)", t_digest, f"{size_mb / t_digest:.0f} MB/s"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imaging import ImagingError
-from imaging.reader import _jagged_flat, iter_chunks, iter_input_chunks, open_inputs
+from imaging.reader import _jagged_flat, _jagged_rows, iter_chunks, iter_input_chunks, open_inputs
 from imaging.synthetic import random_delphes_events
 
 VALUES = [[1.0, 2.0], [], [3.0], [4.0, 5.0, 6.0]]
@@ -56,3 +56,16 @@ def test_opened_inputs_read_like_files(delphes_file):
         assert (x.entry_start, x.n_events) == (y.entry_start, y.n_events)
         for name in ("tower_offsets", "tower_eta", "tower_phi", "tower_value", "muon_offsets", "muon_pt", "event_weight"):
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
+
+
+@pytest.mark.parametrize("window", [slice(None), slice(1, None)])
+def test_fixed_size_rows_per_tower(window):
+    """Tower.Edges[4]-like branches: (offsets, (n, 4) rows), zero-copy path and sliced windows alike."""
+    rows = [[[0, 1, 2, 3], [4, 5, 6, 7]], [], [[8, 9, 10, 11]]]
+    array = ak.to_regular(ak.values_astype(ak.Array(rows), np.float32), axis=2)[window]
+    offsets, flat = _jagged_rows(array, "Tower.Edges[4]", Path("f.root"), 4)
+    want = [r for event in rows[window] for r in event]
+    np.testing.assert_array_equal(flat, np.array(want, np.float32).reshape(-1, 4))
+    np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum([len(e) for e in rows[window]])]))
+    with pytest.raises(ImagingError, match="expected a list of 4 numbers"):
+        _jagged_rows(ak.Array([[1.0], []]), "Tower.Edges[4]", Path("f.root"), 4)
