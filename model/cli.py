@@ -53,6 +53,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = load_training_data(args.input, max_images=args.max_images)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
+    if cfg.family != "decoupled":  # comparison families (gan, vae): model/families.py, same files and seeds
+        from .families import train_and_save
+
+        train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),
+                       progress=not args.no_progress, extra={
+                           "master_seed": args.seed, "model_name": args.model_name,
+                           "training_images": str(args.input), "settings_digest": config_digest(cfg.to_dict())})
+        log.info("wrote %s", out)
+        return
     result = train(data, cfg, ckpt_dir, progress=not args.no_progress)
     write_log_csv(args.log_csv or out.with_name("train_log.csv"), result.log_rows)
     save_model(out, result, data, extra={
@@ -63,13 +72,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from .families import model_family, sample_family_to_file
     from .sampling import sample_to_file
     from .seeding import derive_seed
 
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
-    path = sample_to_file(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
-                          device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-                          real=args.real)
+    # gan/vae model files sample through model/families.py; the paper's decoupled ones as before
+    sample = sample_to_file if model_family(args.model) == "decoupled" else sample_family_to_file
+    path = sample(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
+                  device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+                  real=args.real)
     log.info("wrote %s", path)
 
 

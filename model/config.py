@@ -26,14 +26,32 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     objective: str = "bound"  # bound | paper
     likelihood: str = "gaussian_fixed_sigma"
+    conditional: bool = False  # generator also takes the muon pT (sampled at real pTs)
+    marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    family: str = "decoupled"  # decoupled (paper) | gan (LAGAN-style, model/gan.py) | vae (sparse VAE, model/vae.py)
+    gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
+    kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
+        from .families import FAMILIES
+
+        if self.family not in FAMILIES:
+            raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
+        if int(self.gan_critic_steps) < 1:
+            raise ModelError(f"training setting 'gan_critic_steps' must be >= 1, got {self.gan_critic_steps}")
+        if not self.kl_weight > 0:
+            raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
+        if self.family != "decoupled" and getattr(self, "conditional", False):
+            raise ModelError(f"training setting 'conditional' is only implemented for family 'decoupled', "
+                             f"not '{self.family}'; set conditional: false for this model")
         for name in ("width", "noise_dim", "epochs", "batch_size", "K"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")
+        if not float(self.marginal_weight) >= 0:
+            raise ModelError(f"training setting 'marginal_weight' must be >= 0, got {self.marginal_weight}")
         if not self.lr > 0:
             raise ModelError(f"training setting 'lr' must be > 0, got {self.lr}")
         if self.objective not in OBJECTIVES:

@@ -29,6 +29,7 @@ class TrainingData:
     sample: str
     digest: str  # sha256 of the file (or of the arrays) the data came from
     mean_muon_pt_gev: float  # weighted mean muon pT (what unconditional samples stand for)
+    muon_pt_gev: torch.Tensor | None = None  # (N,) float64 muon pT in GeV (NaN where unknown)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -57,6 +58,46 @@ class TrainingData:
         num, den = w @ x, w @ z
         global_mean = float(num.sum() / den.sum())
         return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, global_mean))
+
+    def nonzero_pixel_var(self, prior_count: float = 5.0, relative: bool = False) -> torch.Tensor:
+        """(D,) per-pixel weighted variance of the non-zero values, shrunk towards the pooled one.
+
+        var_i = (sum_b w_b z_bi d_bi^2 + n0 var_pool) / (sum_b w_b z_bi + n0), n0 = prior_count, so
+        pixels hit rarely (or never) get about the pooled variance. d = x - m_i (GeV) with the pooled
+        variance nonzero_std()^2; relative: d = x / m_i - 1 (squared coefficient of variation,
+        1 / the gamma shape) pooled over all non-zero values.
+        """
+        w = self.weight.to(torch.float64)
+        x = self.x.to(torch.float64)
+        nz = x != 0
+        m = self.nonzero_mean()  # (D,) > 0
+        dev = torch.where(nz, x / m - 1.0 if relative else x - m, torch.zeros_like(x))
+        ss, n = w @ (dev * dev), w @ nz.to(torch.float64)
+        pooled = float(ss.sum() / n.sum()) if relative else self.nonzero_std() ** 2
+        return (ss + prior_count * pooled) / (n + prior_count)
+
+    def conditioning_pt(self) -> torch.Tensor:
+        """(N,) float32 muon pT (GeV) of every image; ModelError if any is missing (pT-conditional models)."""
+        if self.muon_pt_gev is None or not bool(torch.isfinite(self.muon_pt_gev).all()):
+            bad = len(self) if self.muon_pt_gev is None else int((~torch.isfinite(self.muon_pt_gev)).sum())
+            raise ModelError(
+                f"training images of sample '{self.sample}': {bad} images have no finite muon pT (/muon/pt); "
+                "the pT-conditional model needs it for every image (set training.conditional: false otherwise)"
+            )
+        return self.muon_pt_gev.to(torch.float32)
+
+    def pt_normalisation(self) -> tuple[float, float]:
+        """Weighted mean and std (GeV) of the muon pT: how the conditional generator scales its pT input."""
+        pt = self.conditioning_pt().to(torch.float64)
+        w = self.weight.to(torch.float64)
+        mean = float((w * pt).sum() / w.sum())
+        std = float(torch.sqrt((w * (pt - mean) ** 2).sum() / w.sum()))
+        if not std > 0:
+            raise ModelError(
+                f"training images of sample '{self.sample}': every image has the same muon pT ({mean} GeV); "
+                "a pT-conditional model has nothing to condition on (set training.conditional: false)"
+            )
+        return mean, std
 
     def nonzero_std(self, log_values: bool = False) -> float:
         """Weighted standard deviation (GeV) of all non-zero pixel values: the paper's sigma.
@@ -114,6 +155,8 @@ def training_data_from_arrays(
     if digest is None:  # digest of the array bytes themselves
         digest = hashlib.sha256(np.ascontiguousarray(images, dtype=np.float32).tobytes()).hexdigest()[:16]
     pt = np.full(n, np.nan) if muon_pt_gev is None else np.asarray(muon_pt_gev, dtype=np.float64)
+    if pt.shape != (n,):
+        raise ModelError(f"{where}: muon pT has shape {pt.shape}, expected ({n},)")
     finite = np.isfinite(pt)
     mean_pt = float(np.sum(weight[finite] * pt[finite]) / np.sum(weight[finite])) if finite.any() else float("nan")
     w = weight / weight.mean()
@@ -121,7 +164,7 @@ def training_data_from_arrays(
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(n, npix * npix))
     return TrainingData(
         x=x, weight=torch.from_numpy(w.astype(np.float32)), npix=npix, radius=float(radius),
-        sample=sample, digest=digest, mean_muon_pt_gev=mean_pt,
+        sample=sample, digest=digest, mean_muon_pt_gev=mean_pt, muon_pt_gev=torch.from_numpy(pt),
     )
 
 

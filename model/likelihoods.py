@@ -17,6 +17,16 @@ A likelihood implements `data_stats` (T_j and h, zero where z = 0), `natural_par
 - `gaussian_fixed_sigma`: N(x; eta, sigma), sigma = std of the non-zero values (paper).
 - `lognormal_fixed_sigma`: log x ~ N(eta, s), s = std of log of the non-zero values; samples
   are exp of a Gaussian draw, so never negative (the paper's Gaussian can give ET < 0).
+- `gaussian_learned_sigma`: N(x; eta, sigma_i) with a per-pixel sigma_i that is trained with the
+  generator, starting at each pixel's std of non-zero values shrunk towards the global std.
+- `gamma`: Gamma(shape alpha_i, rate alpha_i / mu) with mean mu = exp(eta) and a trained per-pixel
+  shape alpha_i (starting at mean^2 / variance of the pixel's non-zero values); always > 0, and
+  its variance grows with the mean (mu^2 / alpha), unlike a fixed-sigma Gaussian.
+
+Trained likelihood settings are `nn.Parameter`s of the likelihood: the training loop optimises
+them with the generator, and they are saved in model.pt and the checkpoint (`state_dict`).
+`log_prob(x, eta, pixels)` takes the pixel index of each value when x and eta are not laid
+out as (..., D) (the pT-conditional objective scores only the non-zero pixels).
 """
 from __future__ import annotations
 
@@ -25,6 +35,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ModelError
@@ -48,8 +59,12 @@ class NonZeroLikelihood(nn.Module, ABC):
         """Coefficients [g_j(eta)] each (K, D) matching `data_stats`, and c(eta) (K, D)."""
 
     @abstractmethod
-    def log_prob(self, x: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
-        """Elementwise log p(x | eta) (broadcasting); the reference the matrix form must equal."""
+    def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """Elementwise log p(x | eta) (broadcasting); the reference the matrix form must equal.
+
+        Per-pixel settings line up with the last dimension (D) of x and eta, or, when given,
+        with `pixels`: the pixel index (0..D-1) of each element along the last dimension.
+        """
 
     @abstractmethod
     def sample(self, eta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -97,7 +112,7 @@ class GaussianFixedSigma(NonZeroLikelihood):
         log_norm = math.log(self.sigma_gev) + 0.5 * math.log(2.0 * math.pi)
         return [eta * inv_var], -0.5 * inv_var * eta * eta - log_norm
 
-    def log_prob(self, x: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
         s = self.sigma_gev
         return -0.5 * ((x - eta) / s) ** 2 - math.log(s) - 0.5 * math.log(2.0 * math.pi)
 
@@ -140,7 +155,7 @@ class LogNormalFixedSigma(NonZeroLikelihood):
         log_norm = math.log(self.sigma_log) + 0.5 * math.log(2.0 * math.pi)
         return [eta * inv_var], -0.5 * inv_var * eta * eta - log_norm
 
-    def log_prob(self, x: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
         s = self.sigma_log
         log_x = x.log()
         return -0.5 * ((log_x - eta) / s) ** 2 - math.log(s) - 0.5 * math.log(2.0 * math.pi) - log_x
@@ -160,14 +175,199 @@ class LogNormalFixedSigma(NonZeroLikelihood):
         return {"sigma_log": self.sigma_log}
 
 
+#: pseudo-count (weighted images) pulling a pixel's starting width/shape towards the pooled one
+PRIOR_COUNT = 5.0
+#: learned sigma never goes below this fraction of the global std of non-zero values (no collapse
+#: onto a single training value, where the likelihood would be unbounded)
+SIGMA_FLOOR_FRACTION = 0.05
+#: smallest gamma shape (alpha -> 0 piles all mass at 0, an unbounded density there)
+ALPHA_FLOOR = 0.05
+#: rejection rounds after which Marsaglia-Tsang gamma sampling gives up (each accepts > 95%)
+MAX_GAMMA_ROUNDS = 100
+
+
+def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """softplus^-1(y) = log(exp(y) - 1) for y > 0, without overflow."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+def _at(values: torch.Tensor, pixels: torch.Tensor | None) -> torch.Tensor:
+    """Per-pixel settings (D,) aligned with the last dimension: as they are, or gathered at `pixels`."""
+    return values if pixels is None else values[pixels]
+
+
+def _check_pixels(n_pixels: int, floor: float, what: str) -> None:
+    if int(n_pixels) < 1:
+        raise ModelError(f"{what}: n_pixels must be >= 1, got {n_pixels}")
+    if not (math.isfinite(floor) and floor > 0):
+        raise ModelError(f"{what}: the floor must be a positive number, got {floor}")
+
+
+def standard_gamma(alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gamma(alpha, 1) draws (Marsaglia & Tsang 2000) from the seeded `generator`, elementwise in alpha.
+
+    torch's own gamma sampler ignores torch.Generator objects, so it cannot give seeded streams.
+    Every rejection round draws a full-shape batch (vectorised; rounds end when all are accepted),
+    and alpha < 1 uses Gamma(alpha) = Gamma(alpha + 1) * U^(1/alpha).
+    """
+    kw = {"generator": generator, "device": alpha.device, "dtype": alpha.dtype}
+    boost = alpha < 1
+    d = torch.where(boost, alpha + 1.0, alpha) - 1.0 / 3.0
+    c = 1.0 / torch.sqrt(9.0 * d)
+    out = torch.zeros_like(alpha)
+    todo = torch.ones_like(alpha, dtype=torch.bool)
+    for _ in range(MAX_GAMMA_ROUNDS):
+        n = torch.randn(alpha.shape, **kw)
+        u = torch.rand(alpha.shape, **kw)
+        v = (1.0 + c * n) ** 3
+        ok = (v > 0) & (torch.log(u) < 0.5 * n * n + d - d * v + d * torch.log(v.clamp_min(1e-30)))
+        out = torch.where(todo & ok, d * v, out)
+        todo = todo & ~ok
+        if not bool(todo.any()):
+            break
+    else:
+        raise ModelError(f"gamma sampling did not converge in {MAX_GAMMA_ROUNDS} rounds (shape alpha invalid?)")
+    u = torch.rand(alpha.shape, **kw)
+    return torch.where(boost, out * u.clamp_min(1e-30) ** (1.0 / alpha), out)
+
+
+class GaussianLearnedSigma(NonZeroLikelihood):
+    """N(x; eta, sigma_i) with a trained per-pixel sigma_i (GeV) = floor + softplus(raw_i).
+
+    Exponential-family form as for the fixed sigma, with the per-pixel 1 / sigma_i^2 inside:
+    T = x, g = eta / sigma^2, h = -x^2 / (2 sigma^2), c = -eta^2 / (2 sigma^2) - log sigma - log sqrt(2 pi).
+    """
+
+    name = "gaussian_learned_sigma"
+
+    def __init__(self, n_pixels: int, sigma_floor_gev: float, sigma_init_gev: float = 1.0) -> None:
+        super().__init__()
+        _check_pixels(n_pixels, sigma_floor_gev, "gaussian_learned_sigma")
+        self.n_pixels, self.sigma_floor_gev = int(n_pixels), float(sigma_floor_gev)
+        self.raw_sigma = nn.Parameter(torch.zeros(self.n_pixels))
+        self.set_sigma(torch.full((self.n_pixels,), max(float(sigma_init_gev), 2.0 * self.sigma_floor_gev)))
+
+    def sigma(self, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """(D,) per-pixel sigma in GeV (or at `pixels`)."""
+        return self.sigma_floor_gev + F.softplus(_at(self.raw_sigma, pixels))
+
+    def set_sigma(self, sigma_gev: torch.Tensor) -> None:
+        """Set the per-pixel sigma (GeV); values at or below the floor go just above it."""
+        excess = (sigma_gev.to(torch.float64) - self.sigma_floor_gev).clamp_min(1e-3 * self.sigma_floor_gev)
+        with torch.no_grad():
+            self.raw_sigma.copy_(_inverse_softplus(excess))
+
+    def data_stats(self, x: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        inv_var = self.sigma() ** -2  # (D,)
+        return [x], -0.5 * (x * x * inv_var).sum(dim=1)  # x is 0 where z = 0
+
+    def natural_params(self, eta: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        sigma = self.sigma()
+        inv_var = sigma**-2
+        return [eta * inv_var], -0.5 * inv_var * eta * eta - torch.log(sigma) - 0.5 * math.log(2.0 * math.pi)
+
+    def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.sigma(pixels)
+        return -0.5 * ((x - eta) / s) ** 2 - torch.log(s) - 0.5 * math.log(2.0 * math.pi)
+
+    def sample(self, eta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(eta.shape, generator=generator, device=eta.device, dtype=eta.dtype)
+        return eta + self.sigma().to(eta.dtype) * noise
+
+    @classmethod
+    def from_data(cls, data: "TrainingData") -> "GaussianLearnedSigma":
+        global_std = data.nonzero_std()
+        if not (math.isfinite(global_std) and global_std > 0):
+            raise ModelError(
+                f"learned-sigma Gaussian: std of the non-zero pixel values is {global_std}; the training images "
+                "need at least two different non-zero pixel values"
+            )
+        lik = cls(data.n_pixels, SIGMA_FLOOR_FRACTION * global_std, global_std)
+        lik.set_sigma(data.nonzero_pixel_var(PRIOR_COUNT).sqrt())
+        return lik
+
+    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+        return data.nonzero_mean(), data.nonzero_std()
+
+    def extra_state_dict(self) -> dict[str, float]:
+        return {"n_pixels": self.n_pixels, "sigma_floor_gev": self.sigma_floor_gev}
+
+
+class GammaLearnedShape(NonZeroLikelihood):
+    """Gamma(alpha_i, rate alpha_i / mu) for x > 0 (GeV): mean mu = exp(eta), trained per-pixel shape alpha_i.
+
+    log p = (alpha - 1) log x - alpha e^-eta x + alpha log alpha - alpha eta - lgamma(alpha). The
+    coefficient of log x does not depend on eta, so it goes into h: T = x, g = -alpha e^-eta,
+    h = (alpha - 1) log x, c = alpha log alpha - alpha eta - lgamma(alpha). alpha = floor + softplus(raw).
+    """
+
+    name = "gamma"
+
+    def __init__(self, n_pixels: int, alpha_floor: float = ALPHA_FLOOR, alpha_init: float = 1.0) -> None:
+        super().__init__()
+        _check_pixels(n_pixels, alpha_floor, "gamma")
+        self.n_pixels, self.alpha_floor = int(n_pixels), float(alpha_floor)
+        self.raw_alpha = nn.Parameter(torch.zeros(self.n_pixels))
+        self.set_alpha(torch.full((self.n_pixels,), float(alpha_init)))
+
+    def alpha(self, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """(D,) per-pixel shape (or at `pixels`)."""
+        return self.alpha_floor + F.softplus(_at(self.raw_alpha, pixels))
+
+    def set_alpha(self, alpha: torch.Tensor) -> None:
+        """Set the per-pixel shape; values at or below the floor go just above it."""
+        excess = (alpha.to(torch.float64) - self.alpha_floor).clamp_min(1e-3 * self.alpha_floor)
+        with torch.no_grad():
+            self.raw_alpha.copy_(_inverse_softplus(excess))
+
+    def data_stats(self, x: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        log_x = torch.where(z != 0, x, torch.ones_like(x)).log()  # exactly 0 where the pixel is zero
+        return [x], (log_x * (self.alpha() - 1.0)).sum(dim=1)
+
+    def natural_params(self, eta: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        a = self.alpha()
+        return [-a * torch.exp(-eta)], a * torch.log(a) - a * eta - torch.lgamma(a)
+
+    def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        a = self.alpha(pixels)
+        return (a - 1.0) * x.log() - a * torch.exp(-eta) * x + a * torch.log(a) - a * eta - torch.lgamma(a)
+
+    def sample(self, eta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        a = self.alpha().to(eta.dtype).expand(eta.shape)
+        return standard_gamma(a, generator) * torch.exp(eta) / a
+
+    @classmethod
+    def from_data(cls, data: "TrainingData") -> "GammaLearnedShape":
+        lik = cls(data.n_pixels, ALPHA_FLOOR)
+        lik.set_alpha(1.0 / data.nonzero_pixel_var(PRIOR_COUNT, relative=True).clamp_min(1e-6))
+        return lik
+
+    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+        scale = data.nonzero_std(log_values=True)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ModelError(
+                f"gamma likelihood: std of log of the non-zero pixel values is {scale}; the training images need "
+                "at least two different non-zero pixel values"
+            )
+        return data.nonzero_mean().log(), scale
+
+    def extra_state_dict(self) -> dict[str, float]:
+        return {"n_pixels": self.n_pixels, "alpha_floor": self.alpha_floor}
+
+
 LIKELIHOODS: dict[str, type[NonZeroLikelihood]] = {
     GaussianFixedSigma.name: GaussianFixedSigma,
     LogNormalFixedSigma.name: LogNormalFixedSigma,
+    GaussianLearnedSigma.name: GaussianLearnedSigma,
+    GammaLearnedShape.name: GammaLearnedShape,
 }
 
 
 def build_likelihood(name: str, **settings: float) -> NonZeroLikelihood:
-    """The likelihood called `name` with its fixed settings (e.g. sigma_gev, sigma_log)."""
+    """The likelihood called `name` with its fixed settings (e.g. sigma_gev, sigma_log, n_pixels).
+
+    Trained likelihood parameters start at defaults; `load_state_dict` restores them.
+    """
     if name not in LIKELIHOODS:
         raise ModelError(f"unknown likelihood '{name}'; choose one of {sorted(LIKELIHOODS)}")
     try:

@@ -4,11 +4,14 @@ Every epoch draws its shuffling and its generator noise from streams seeded by
 (seed, epoch), so resuming from the checkpoint written after epoch e (parameters + Adam
 state) continues exactly as an uninterrupted run would. The checkpoint lives in the
 model's own folder and is only resumed if its settings (all but epochs/device) and the
-training data digest match.
+training data digest match. Trained likelihood parameters (learned sigma, gamma shape) are
+optimised by the same Adam and saved with the generator in the checkpoint and model.pt.
+A pT-conditional generator scores every image against the K draws at the image's own muon pT.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import time
@@ -27,7 +30,10 @@ from .device import resolve_device
 from .errors import ModelError
 from .generators import Generator, build_generator, n_parameters
 from .likelihoods import LIKELIHOODS, NonZeroLikelihood, build_likelihood
-from .objectives import bound_objective, get_objective, log_likelihood_matrix, paper_objective, weighted_loss
+from .objectives import (
+    bound_objective, conditional_log_likelihood_matrix, get_objective, log_likelihood_matrix, marginal_kl,
+    paper_objective, weighted_loss,
+)
 from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -55,13 +61,23 @@ def init_model(data: TrainingData, cfg: TrainConfig) -> tuple[Generator, NonZero
     """Seeded generator initialised at the data's independent-pixel marginals, plus its likelihood."""
     if cfg.likelihood not in LIKELIHOODS:
         raise ModelError(f"unknown likelihood '{cfg.likelihood}'; choose one of {sorted(LIKELIHOODS)}")
+    if not isinstance(cfg.conditional, bool):
+        raise ModelError(f"training setting 'conditional' must be true or false, got {cfg.conditional!r}")
     likelihood = LIKELIHOODS[cfg.likelihood].from_data(data)
+    spec = dataclasses.replace(cfg.generator_spec(data.npix), conditional=cfg.conditional)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "init"))
-        generator = build_generator(cfg.generator_spec(data.npix))
+        generator = build_generator(spec)
     eta0, scale = likelihood.eta_marginals(data)
     generator.init_from_marginals(data.occupancy(), eta0, scale_gev=scale)
+    if cfg.conditional:
+        generator.set_pt_normalisation(*data.pt_normalisation())
     return generator, likelihood
+
+
+def trainable_parameters(generator: Generator, likelihood: NonZeroLikelihood) -> list[torch.nn.Parameter]:
+    """What Adam optimises: the generator's parameters, then the likelihood's (none for fixed sigma)."""
+    return list(generator.parameters()) + list(likelihood.parameters())
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
@@ -102,7 +118,7 @@ def train(
     generator, likelihood = init_model(data, cfg)
     generator.to(device)
     likelihood.to(device)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam(trainable_parameters(generator, likelihood), lr=cfg.lr)
     objective = get_objective(cfg.objective)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -111,6 +127,8 @@ def train(
     ckpt = _load_checkpoint(ckpt_path, cfg, data) if ckpt_path is not None else None
     if ckpt is not None:
         generator.load_state_dict(ckpt["generator"])
+        if "likelihood" in ckpt:
+            likelihood.load_state_dict(ckpt["likelihood"])
         optimizer.load_state_dict(ckpt["optimizer"])
         rows = list(ckpt["log"])
         start_epoch = int(ckpt["epoch"])
@@ -121,11 +139,14 @@ def train(
     n_batches = math.ceil(n / batch)
     x_all = data.x.to(device)
     w_all = data.weight.to(device)
+    pt_all = data.conditioning_pt().to(device) if cfg.conditional else None
+    occ_all = data.occupancy().to(device=device, dtype=torch.float32)
     data_occ = float(data.occupancy().mean())
     log.info(
-        "training %s generator (%d parameters), objective %s, K=%d, batch %d, %d images, epochs %d..%d, likelihood %s %s",
-        cfg.arch, n_parameters(generator), cfg.objective, cfg.K, batch, n, start_epoch + 1, cfg.epochs,
-        likelihood.name, likelihood.extra_state_dict(),
+        "training %s%s generator (%d parameters), objective %s, K=%d, batch %d, %d images, epochs %d..%d, "
+        "likelihood %s %s (%d trained parameters)",
+        "pT-conditional " if cfg.conditional else "", cfg.arch, n_parameters(generator), cfg.objective, cfg.K, batch,
+        n, start_epoch + 1, cfg.epochs, likelihood.name, likelihood.extra_state_dict(), n_parameters(likelihood),
     )
     bar = tqdm(
         total=(cfg.epochs - start_epoch) * n_batches, desc=f"train {cfg.arch}/{cfg.objective}", unit="batch",
@@ -141,9 +162,19 @@ def train(
             idx = perm[b * batch:(b + 1) * batch].to(device)
             x, w = x_all[idx], w_all[idx]
             noise = torch.randn(cfg.K, cfg.noise_dim, generator=noise_rng, device=device)
-            logits, eta = generator(noise)  # (K, D) each
-            ll = log_likelihood_matrix(x, logits, eta, likelihood)  # (B, K)
+            if pt_all is None:
+                logits, eta = generator(noise)  # (K, D) each
+                ll = log_likelihood_matrix(x, logits, eta, likelihood)  # (B, K)
+                pi = torch.sigmoid(logits)
+            else:  # every image against the K draws at its own pT
+                params = generator.cross(noise, pt_all[idx])
+                ll = conditional_log_likelihood_matrix(x, params, likelihood)  # (B, K)
+                paired = torch.arange(cfg.K, device=device) % x.shape[0]  # draw k at the pT of image k mod B
+                pi = -torch.expm1(-torch.exp(params.log_rate + params.rate_shift[paired]))
             loss = weighted_loss(objective(ll), w)
+            if cfg.marginal_weight > 0:  # keep the generator's per-pixel occupancy at the data's
+                loss = loss + cfg.marginal_weight * marginal_kl(pi, occ_all)
+            pi = pi.detach()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -154,7 +185,7 @@ def train(
                     loss.detach().double(),
                     (w * paper_objective(lld)).mean().double(),
                     (w * bound_objective(lld)).mean().double(),
-                    torch.sigmoid(logits.detach()).mean().double(),
+                    pi.mean().double(),
                 ])
             bar.update()
         loss_v, paper_v, bound_v, pi_v = sums.tolist()
@@ -172,7 +203,8 @@ def train(
         if ckpt_path is not None:
             _save_atomic({
                 "epoch": epoch + 1, "resume_key": cfg.resume_key(), "data_digest": data.digest,
-                "generator": generator.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
+                "generator": generator.state_dict(), "likelihood": likelihood.state_dict(),
+                "optimizer": optimizer.state_dict(), "log": rows,
             }, ckpt_path)
             write_log_csv(ckpt_path.with_name("train_log.csv"), rows)
     bar.close()
@@ -196,10 +228,14 @@ def save_model(path: str | Path, result: TrainResult, data: TrainingData, *, ext
         "generator_spec": dict(vars(gen.spec)),
         "generator_state": {k: v.detach().cpu() for k, v in gen.state_dict().items()},
         "likelihood": {"name": result.likelihood.name, **result.likelihood.extra_state_dict()},
+        "likelihood_state": {k: v.detach().cpu() for k, v in result.likelihood.state_dict().items()},
         "config": result.config.to_dict(),
         "training_data": {
             "digest": data.digest, "n_images": len(data), "sample": data.sample, "npix": data.npix,
             "radius": data.radius, "mean_muon_pt_gev": data.mean_muon_pt_gev,
+            # the conditional generator's pT input scaling (also its pt_center / pt_scale buffers)
+            **(dict(zip(("pt_norm_mean_gev", "pt_norm_std_gev"), data.pt_normalisation()))
+               if gen.spec.conditional else {}),
         },
         "epochs_completed": len(result.log_rows),
         "device": result.device,
@@ -227,6 +263,11 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ge
     generator.load_state_dict(record["generator_state"])
     lik = dict(record["likelihood"])
     likelihood = build_likelihood(lik.pop("name"), **lik)
+    if "likelihood_state" in record:  # trained likelihood parameters (older records have none)
+        try:
+            likelihood.load_state_dict(record["likelihood_state"])
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: likelihood parameters do not match '{likelihood.name}' ({exc}); retrain it") from None
     generator.to(device).eval()
     likelihood.to(device)
     return generator, likelihood, record

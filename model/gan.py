@@ -1,0 +1,313 @@
+"""LAGAN-style GAN (de Oliveira, Paganini, Nachman 2017, "Learning Particle Physics by Example").
+
+A comparison model for the decoupled generators, adapted from 25x25 jet images to npix x npix
+muon images (npix divisible by 8):
+
+- generator: noise -> Linear -> (c0, n/4, n/4) -> 3x3 conv -> upsample -> two 3x3 locally
+  connected layers -> upsample -> 3x3 locally connected layer to 1 channel -> ReLU, in
+  units of `scale_gev` (the std of the non-zero training pixel values). The ReLU gives exact
+  zeros, which is how the GAN produces sparse images; locally connected layers (one kernel
+  per output position, no weight sharing) learn location-dependent structure (the muon sits
+  at the image centre).
+- discriminator: log(1 + x / scale) -> 3x3 conv -> 3x3 locally connected (stride 2) ->
+  3x3 locally connected (stride 2) -> 2x2 average pool -> features, plus minibatch
+  discrimination (Salimans et al. 2016) -> real/fake logit.
+- training: non-saturating GAN loss, Adam(lr, betas (0.5, 0.999)); the real images' term
+  of the discriminator loss carries the training weights. `gan_critic_steps` discriminator
+  steps (one per data batch) per generator step; the generator step reuses the batch of fakes
+  the discriminator just saw (scored by the updated discriminator), saving a generator pass.
+- the generator's output bias starts where each pixel is non-zero about as often as in the
+  training data (`init_from_occupancy`, the analogue of the decoupled generator's start at
+  the data marginals); from a half-dense start the GAN spends most epochs learning sparsity.
+Differences from LAGAN (for CPU cost): no batch normalisation, dropout or auxiliary output;
+3x3 instead of 5x5 kernels; one full-resolution locally connected layer instead of two;
+fewer channels (c0 = width / 8, conv channels width / 32); locally connected layers keep
+their per-position bias.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .errors import ModelError
+from .families import TIMING_COLUMNS, FamilyResult, run_epochs
+from .seeding import derive_seed
+
+MODEL_FORMAT = "sparse-muon-gan-model/1"
+OBJECTIVE = "adversarial"  # recorded as the `objective` attribute of generated files
+LOG_COLUMNS = ("epoch", "loss", "g_loss", "d_real", "d_fake", "fake_zero_fraction", "data_zero_fraction",
+               *TIMING_COLUMNS)
+#: channels of the generator's locally connected layers (LAGAN: 6) and of the discriminator's (LAGAN: 8)
+G_LC_CHANNELS = 6
+D_LC_CHANNELS = 8
+#: minibatch discrimination: number of kernels and their dimension (LAGAN: 20 and 10)
+MBD_KERNELS = 20
+MBD_KERNEL_DIM = 10
+ADAM_BETAS = (0.5, 0.999)
+#: noise vectors used to measure the generator's output statistics for the occupancy init
+OCCUPANCY_INIT_NOISE = 512
+
+
+class LocallyConnected2d(nn.Module):
+    """A convolution without weight sharing: each output position has its own kernel and bias.
+
+    Input (B, C, n, n) -> output (B, O, m, m), m = (n + 2 padding - kernel) // stride + 1.
+    Vectorised: one index_select gathers every position's receptive field as (L, C k k, B)
+    (L = m^2 positions), then one batched matrix product with the (L, O, C k k) weights. This is
+    ~5x faster on a CPU than F.unfold, whose (B, C k k, L) layout needs a transposing copy.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, in_size: int, kernel_size: int, *, stride: int = 1,
+                 padding: int = 0, bias: bool = True, init: str = "he") -> None:
+        super().__init__()
+        out_size = (in_size + 2 * padding - kernel_size) // stride + 1
+        if out_size < 1 or stride < 1 or padding < 0:
+            raise ModelError(f"locally connected layer: input {in_size} px, kernel {kernel_size}, stride {stride}, "
+                             f"padding {padding} give no output position")
+        self.in_channels, self.out_channels, self.in_size, self.out_size = in_channels, out_channels, in_size, out_size
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        fan_in = in_channels * kernel_size * kernel_size
+        positions = out_size * out_size
+        self.weight = nn.Parameter(torch.empty(positions, out_channels, fan_in))  # (L, O, C k k)
+        self.bias = nn.Parameter(torch.zeros(positions, out_channels)) if bias else None  # (L, O)
+        with torch.no_grad():
+            if init == "he":  # He-uniform, as LAGAN's hidden layers
+                bound = math.sqrt(6.0 / fan_in)
+                self.weight.uniform_(-bound, bound)
+            elif init == "glorot":  # Glorot-normal, as LAGAN's output layer
+                self.weight.normal_(0.0, math.sqrt(2.0 / (fan_in + out_channels)))
+            else:
+                raise ModelError(f"unknown init '{init}' (he | glorot)")
+        # flat index into the padded input (C, n + 2p, n + 2p) of input pixel j (order c, di, dj, as
+        # F.unfold) of output position l (row-major): (L * C k k,)
+        side = in_size + 2 * padding
+        k = torch.arange(kernel_size)
+        within = (torch.arange(in_channels)[:, None, None] * side * side + k[None, :, None] * side
+                  + k[None, None, :]).reshape(-1)
+        corner = torch.arange(out_size) * stride
+        origin = (corner[:, None] * side + corner[None, :]).reshape(-1)
+        self.register_buffer("index", (origin[:, None] + within[None, :]).reshape(-1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != (self.in_channels, self.in_size, self.in_size):
+            raise ModelError(f"locally connected layer expects (B, {self.in_channels}, {self.in_size}, {self.in_size}), "
+                             f"got {tuple(x.shape)}")
+        batch, p = x.shape[0], self.padding
+        flat = F.pad(x, (p, p, p, p)).permute(1, 2, 3, 0).reshape(-1, batch)  # (C side side, B)
+        cols = flat.index_select(0, self.index).view(self.weight.shape[0], self.weight.shape[2], batch)  # (L, J, B)
+        out = torch.bmm(self.weight, cols)  # (L, O, B)
+        if self.bias is not None:
+            out = out + self.bias[:, :, None]
+        return out.permute(2, 1, 0).reshape(batch, self.out_channels, self.out_size, self.out_size)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Features measuring how close each sample is to the others of its batch (Salimans et al. 2016).
+
+    f (B, A) -> M = f T reshaped (B, kernels, dim); o_bk = sum_{j != b} exp(-||M_bk - M_jk||_1).
+    A generator that collapses to few outputs gives large o, which the discriminator can see.
+    """
+
+    def __init__(self, in_features: int, kernels: int = MBD_KERNELS, kernel_dim: int = MBD_KERNEL_DIM) -> None:
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) / math.sqrt(in_features))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        m = (f @ self.T).view(f.shape[0], self.kernels, self.kernel_dim)  # (B, k, d)
+        dist = (m[:, None] - m[None, :]).abs().sum(dim=3)  # (B, B, k)
+        return torch.exp(-dist).sum(dim=1) - 1.0  # (B, k); minus the sample's own exp(0) = 1
+
+
+@dataclass(frozen=True)
+class GanSpec:
+    """Everything needed to rebuild generator and discriminator (recorded in model.pt)."""
+
+    npix: int
+    noise_dim: int
+    width: int  # channels of the generator's projected map = width // 8; conv channels = width // 32
+    scale_gev: float  # generator output unit and discriminator input scale: std of non-zero pixel values
+
+    def check(self) -> None:
+        """Raise ModelError on a combination that cannot be built."""
+        if self.npix < 8 or self.npix % 8:
+            raise ModelError(f"the gan family needs images with npix divisible by 8 (>= 8), got npix={self.npix}")
+        if self.noise_dim < 1 or self.width < 32:
+            raise ModelError(f"the gan family needs noise_dim >= 1 and width >= 32, got {self}")
+        if not (math.isfinite(self.scale_gev) and self.scale_gev > 0):
+            raise ModelError(f"gan scale (std of non-zero training pixel values) must be > 0, got {self.scale_gev}; "
+                             "the training images need at least two different non-zero values")
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        return self.width // 8, self.width // 32
+
+
+class LaganGenerator(nn.Module):
+    """noise (K, noise_dim) -> images (K, npix, npix) in GeV, >= 0 with exact zeros (ReLU output)."""
+
+    def __init__(self, spec: GanSpec) -> None:
+        super().__init__()
+        spec.check()
+        self.spec = spec
+        n, (c0, c1) = spec.npix, spec.channels
+        self.project = nn.Linear(spec.noise_dim, c0 * (n // 4) ** 2)
+        self.conv = nn.Conv2d(c0, c1, 3, padding=1)
+        nn.init.kaiming_uniform_(self.conv.weight, nonlinearity="leaky_relu")
+        self.lc1 = LocallyConnected2d(c1, G_LC_CHANNELS, n // 2, 3, padding=1)
+        self.lc2 = LocallyConnected2d(G_LC_CHANNELS, G_LC_CHANNELS, n // 2, 3, padding=1)
+        self.out = LocallyConnected2d(G_LC_CHANNELS, 1, n, 3, padding=1, init="glorot")
+        self.register_buffer("scale_gev", torch.tensor(float(spec.scale_gev)))
+
+    def pre_activation(self, noise: torch.Tensor) -> torch.Tensor:
+        """(K, npix, npix) output before the ReLU (in units of scale_gev)."""
+        n, c0 = self.spec.npix, self.spec.channels[0]
+        h = self.project(noise).view(noise.shape[0], c0, n // 4, n // 4)
+        h = F.interpolate(F.leaky_relu(self.conv(h), 0.2), scale_factor=2, mode="nearest")  # (c1, n/2, n/2)
+        h = F.leaky_relu(self.lc1(h), 0.2)
+        h = F.interpolate(F.leaky_relu(self.lc2(h), 0.2), scale_factor=2, mode="nearest")  # (6, n, n)
+        return self.out(h).squeeze(1)
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pre_activation(noise)) * self.scale_gev  # (K, n, n) GeV, exact zeros
+
+    @torch.no_grad()
+    def init_from_occupancy(self, occupancy: torch.Tensor, noise: torch.Tensor) -> None:
+        """Shift the output layer's per-position bias so pixel i is non-zero for a fraction ~occupancy_i of noise.
+
+        Assumes the pre-activation at each position is roughly Gaussian over the noise (mean m_i,
+        std s_i, measured on `noise`): bias_i -= m_i - s_i * Phi^-1(occupancy_i). Like the decoupled
+        generator's start at the data marginals; without it the ReLU starts half-dense and the GAN
+        spends most of its epochs learning which pixels stay empty.
+        """
+        pre = self.pre_activation(noise).flatten(1).double()  # (K, D)
+        occ = occupancy.to(torch.float64).clamp(1e-3, 1 - 1e-3)
+        target = pre.std(dim=0) * torch.distributions.Normal(0.0, 1.0).icdf(occ)
+        self.out.bias.sub_((pre.mean(dim=0) - target).to(self.out.bias.dtype)[:, None])
+
+
+class LaganDiscriminator(nn.Module):
+    """images (B, npix, npix) GeV -> real/fake logits (B,), with minibatch discrimination features."""
+
+    def __init__(self, spec: GanSpec) -> None:
+        super().__init__()
+        spec.check()
+        self.spec = spec
+        n, c1 = spec.npix, spec.channels[1]
+        self.conv = nn.Conv2d(1, c1, 3, padding=1)
+        self.lc1 = LocallyConnected2d(c1, D_LC_CHANNELS, n, 3, stride=2, padding=1)  # -> n/2
+        self.lc2 = LocallyConnected2d(D_LC_CHANNELS, D_LC_CHANNELS, n // 2, 3, stride=2, padding=1)  # -> n/4
+        n_features = D_LC_CHANNELS * (n // 8) ** 2  # after 2x2 average pooling
+        self.mbd = MinibatchDiscrimination(n_features)
+        self.head = nn.Linear(n_features + MBD_KERNELS, 1)
+        self.register_buffer("scale_gev", torch.tensor(float(spec.scale_gev)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.log1p(x / self.scale_gev)[:, None]  # compress the ET range; zeros stay zeros
+        h = F.leaky_relu(self.conv(h), 0.2)
+        h = F.leaky_relu(self.lc1(h), 0.2)
+        h = F.leaky_relu(self.lc2(h), 0.2)
+        f = F.avg_pool2d(h, 2).flatten(1)
+        return self.head(torch.cat([f, self.mbd(f)], dim=1)).squeeze(1)
+
+
+def build_gan(spec: GanSpec, seed: int, occupancy: torch.Tensor | None = None
+              ) -> tuple[LaganGenerator, LaganDiscriminator]:
+    """Generator and discriminator initialised from their own seeded streams (and the data occupancy, if given)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init", "generator"))
+        generator = LaganGenerator(spec)
+        if occupancy is not None:
+            generator.init_from_occupancy(occupancy, torch.randn(OCCUPANCY_INIT_NOISE, spec.noise_dim))
+        torch.manual_seed(derive_seed(seed, "init", "discriminator"))
+        discriminator = LaganDiscriminator(spec)
+    return generator, discriminator
+
+
+def gan_spec(cfg: Any, data: Any) -> GanSpec:
+    """The networks cfg describes for these training images; the gan family has one architecture (arch fc)."""
+    if cfg.arch != "fc":
+        raise ModelError(f"the gan family has one architecture (LAGAN: dense projection + locally connected layers), "
+                         f"selected by arch 'fc'; got arch '{cfg.arch}'")
+    spec = GanSpec(npix=data.npix, noise_dim=cfg.noise_dim, width=cfg.width, scale_gev=float(data.nonzero_std()))
+    spec.check()
+    return spec
+
+
+def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: bool = True) -> FamilyResult:
+    """Train the GAN on `data`, one discriminator step per batch, checkpointing every epoch."""
+    from .device import resolve_device
+
+    spec = gan_spec(cfg, data)
+    device = resolve_device(cfg.device)
+    generator, discriminator = build_gan(spec, cfg.seed, data.occupancy())
+    generator.to(device)
+    discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=ADAM_BETAS)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=ADAM_BETAS)
+    every = int(cfg.gan_critic_steps)
+
+    def step(x: torch.Tensor, w: torch.Tensor, rng: torch.Generator, epoch: int, b: int,
+             n_batches: int) -> dict[str, torch.Tensor]:
+        real = x.view(-1, spec.npix, spec.npix)
+        g_step = (b + 1) % every == 0 or b == n_batches - 1
+        noise = torch.randn(real.shape[0], spec.noise_dim, generator=rng, device=device)
+        with torch.set_grad_enabled(g_step):
+            fake = generator(noise)  # one batch of fakes serves the discriminator step and the generator step
+        d_real, d_fake = discriminator(real), discriminator(fake.detach())
+        loss_d = (w * F.softplus(-d_real)).mean() + F.softplus(d_fake).mean()  # -log D(real) - log(1 - D(fake))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if g_step:
+            loss_g = F.softplus(-discriminator(fake)).mean()  # non-saturating: -log D(G(z)), updated D
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        return {
+            "loss": loss_d.detach(), "g_loss": F.softplus(-d_fake.detach()).mean(),
+            "d_real": torch.sigmoid(d_real.detach()).mean(), "d_fake": torch.sigmoid(d_fake.detach()).mean(),
+            "fake_zero_fraction": (fake == 0).to(torch.float32).mean(),
+        }
+
+    data_zero = 1.0 - float(data.occupancy().mean())
+    rows, start = run_epochs(
+        data, cfg, checkpoint_dir, device=device, modules={"generator": generator, "discriminator": discriminator},
+        optimizers={"generator": opt_g, "discriminator": opt_d}, step=step, columns=LOG_COLUMNS,
+        static={"data_zero_fraction": data_zero}, progress=progress,
+    )
+    return FamilyResult({"generator": generator, "discriminator": discriminator}, cfg, {"spec": asdict(spec)},
+                        rows, str(device), start)
+
+
+def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> LaganGenerator:
+    """The trained generator from a model.pt record (what sampling needs)."""
+    spec = GanSpec(**record["fixed"]["spec"])
+    generator = LaganGenerator(spec)
+    generator.load_state_dict(record["modules"]["generator"])
+    return generator.to(device).eval()
+
+
+@torch.no_grad()
+def sample_images(generator: LaganGenerator, n: int, *, seed: int, batch_size: int = 4096,
+                  device: torch.device | str = "cpu", progress: bool = True) -> np.ndarray:
+    """(n, npix, npix) float32 generated images in GeV (>= 0, exact zeros), reproducible for a seed and device."""
+    if n < 1:
+        raise ModelError(f"number of images to generate must be >= 1, got {n}")
+    device = torch.device(device)
+    generator = generator.to(device).eval()
+    npix, noise_dim = generator.spec.npix, generator.spec.noise_dim
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    out = np.empty((n, npix, npix), dtype=np.float32)
+    for start in tqdm(range(0, n, batch_size), desc="sample gan", unit="batch", disable=not progress, mininterval=2.0):
+        k = min(batch_size, n - start)
+        out[start:start + k] = generator(torch.randn(k, noise_dim, generator=rng, device=device)).cpu().numpy()
+    return out

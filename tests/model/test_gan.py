@@ -1,0 +1,193 @@
+"""LAGAN-style GAN (model/gan.py): locally connected layers, minibatch discrimination, sparsity,
+resumable training, the CLI file contract, and that it learns a known occupancy pattern."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from imaging.h5schema import read_image_file
+from model import gan
+from model.cli import main
+from model.config import TrainConfig
+from model.data import training_data_from_arrays
+from model.errors import ModelError
+from model.families import load_family_model, model_family, train_family
+
+TINY = TrainConfig(family="gan", arch="fc", width=32, noise_dim=8, epochs=3, batch_size=64, lr=2e-3, seed=5,
+                   device="cpu")
+
+
+def pattern_images(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 8, 8) images with a known occupancy: central 2x2 block 80%, pixel (1, 6) 30%, the rest never."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 8, 8), np.float32)
+    x[:, 3:5, 3:5] = (rng.random((n, 2, 2)) < 0.8) * rng.uniform(1.0, 3.0, (n, 2, 2))
+    x[:, 1, 6] = (rng.random(n) < 0.3) * rng.uniform(1.0, 3.0, n)
+    return x
+
+
+@pytest.fixture(scope="module")
+def pattern_data():
+    return training_data_from_arrays(pattern_images(512, seed=1), np.random.default_rng(2).uniform(0.5, 1.5, 512))
+
+
+def _reference_locally_connected(lc: gan.LocallyConnected2d, x: torch.Tensor) -> torch.Tensor:
+    """Output position by position: each position's own kernel applied to its receptive field."""
+    k, s, p, m = lc.kernel_size, lc.stride, lc.padding, lc.out_size
+    xp = F.pad(x, (p, p, p, p))
+    out = torch.empty(x.shape[0], lc.out_channels, m, m, dtype=torch.float64)
+    for i in range(m):
+        for j in range(m):
+            patch = xp[:, :, i * s:i * s + k, j * s:j * s + k].reshape(x.shape[0], -1).double()  # order (c, di, dj)
+            l = i * m + j
+            out[:, :, i, j] = patch @ lc.weight[l].double().T + lc.bias[l].double()
+    return out
+
+
+@pytest.mark.parametrize("in_size,kernel,stride,padding", [(7, 3, 2, 1), (6, 2, 1, 0), (8, 3, 1, 1)])
+def test_locally_connected_layer_equals_position_by_position_reference(in_size, kernel, stride, padding):
+    torch.manual_seed(0)
+    lc = gan.LocallyConnected2d(3, 4, in_size, kernel, stride=stride, padding=padding)
+    with torch.no_grad():
+        lc.bias.normal_()
+    x = torch.randn(5, 3, in_size, in_size)
+    out = lc(x)
+    assert out.shape == (5, 4, lc.out_size, lc.out_size)
+    torch.testing.assert_close(out.double(), _reference_locally_connected(lc, x), rtol=1e-5, atol=1e-5)
+    # no weight sharing: the same input patch at two positions gives different outputs
+    const = torch.ones(1, 3, in_size, in_size)
+    inner = lc(const)[0, :, 1:-1, 1:-1] if lc.out_size > 2 else lc(const)[0]
+    assert inner.flatten(1).std(dim=1).min() > 0
+    with pytest.raises(ModelError, match="expects"):
+        lc(torch.randn(2, 3, in_size + 1, in_size + 1))
+
+
+def test_minibatch_discrimination_depends_on_the_other_batch_members():
+    torch.manual_seed(1)
+    mbd = gan.MinibatchDiscrimination(6, kernels=5, kernel_dim=3)
+    f = torch.randn(4, 6)
+    base = mbd(f)
+    assert base.shape == (4, 5) and (base >= 0).all()
+    changed = f.clone()
+    changed[3] += 2.0  # move only sample 3
+    after = mbd(changed)
+    assert not torch.allclose(after[0], base[0])  # sample 0's features see sample 3
+    # a lone sample has nothing to compare with; B identical samples each see B - 1 exact matches
+    assert torch.equal(mbd(f[:1]), torch.zeros(1, 5))
+    torch.testing.assert_close(mbd(f[:1].expand(4, 6)), torch.full((4, 5), 3.0))
+
+
+def test_generator_output_has_exact_zeros_and_sampling_is_seeded():
+    spec = gan.GanSpec(npix=16, noise_dim=8, width=32, scale_gev=2.0)
+    generator, discriminator = gan.build_gan(spec, seed=3)
+    images = gan.sample_images(generator, 64, seed=1, batch_size=20, progress=False)
+    assert images.shape == (64, 16, 16) and (images >= 0).all()
+    assert 0.05 < (images == 0).mean() < 0.95  # ReLU output: exact zeros, not merely small values
+    assert np.array_equal(images, gan.sample_images(generator, 64, seed=1, batch_size=20, progress=False))
+    # other batching: the same noise, equal up to float rounding of the batched products
+    np.testing.assert_allclose(gan.sample_images(generator, 64, seed=1, batch_size=64, progress=False), images,
+                               rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(images, gan.sample_images(generator, 64, seed=2, progress=False))
+    assert discriminator(torch.from_numpy(images)).shape == (64,)
+    g2, _ = gan.build_gan(spec, seed=3)  # same seed, same networks
+    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), g2.state_dict().values()))
+
+
+def test_bad_gan_settings_are_clear_errors(pattern_data):
+    with pytest.raises(ModelError, match="family"):
+        TrainConfig.from_mapping({"family": "flow"})
+    with pytest.raises(ModelError, match="gan_critic_steps"):
+        TrainConfig.from_mapping({"family": "gan", "gan_critic_steps": 0})
+    with pytest.raises(ModelError, match="one architecture"):
+        train_family(pattern_data, dataclasses.replace(TINY, arch="deconv"), None, progress=False)
+    odd = training_data_from_arrays(np.pad(pattern_images(20), ((0, 0), (0, 2), (0, 2))))
+    with pytest.raises(ModelError, match="divisible by 8"):
+        train_family(odd, TINY, None, progress=False)
+    if "conditional" in {f.name for f in dataclasses.fields(TrainConfig)}:
+        with pytest.raises(ModelError, match="conditional"):
+            TrainConfig.from_mapping({"family": "gan", "conditional": True})
+
+
+def _state(result):
+    return {f"{m}.{k}": v.detach().clone() for m, mod in result.modules.items() for k, v in mod.state_dict().items()}
+
+
+def test_resume_gives_the_same_networks_as_an_uninterrupted_run(pattern_data, tmp_path):
+    cfg = dataclasses.replace(TINY, gan_critic_steps=2)
+    full = train_family(pattern_data, cfg, tmp_path / "full", progress=False)
+    first = train_family(pattern_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
+    assert len(first.log_rows) == 1
+    resumed = train_family(pattern_data, cfg, tmp_path / "resumed", progress=False)
+    assert resumed.resumed_from_epoch == 1
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in full.log_rows] == [r["loss"] for r in resumed.log_rows]
+    # other settings: the checkpoint is not resumed
+    other = train_family(pattern_data, dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", progress=False)
+    assert other.resumed_from_epoch == 0
+
+
+def test_cli_trains_and_samples_a_gan_into_the_images_contract(synthetic_file, tmp_path):
+    settings = {"family": "gan", "arch": "fc", "width": 32, "noise_dim": 8, "epochs": 2, "batch_size": 100}
+    model = tmp_path / "lagan" / "model.pt"
+    assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
+                 "--model-name", "lagan", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert model_family(model) == "gan"
+    _, record = load_family_model(model)
+    assert record["format"] == gan.MODEL_FORMAT and record["config"]["family"] == "gan"
+    with open(model.with_name("train_log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == gan.LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2]
+    out = tmp_path / "lagan.h5"
+    assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "lagan", "--n", "150",
+                 "--real", synthetic_file, "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    gen, real = read_image_file(out), read_image_file(synthetic_file)
+    assert gen.images.shape == (150, 32, 32) and (gen.images >= 0).all()
+    assert gen.attrs["kind"] == "generated" and gen.attrs["family"] == "gan" and gen.attrs["model"] == "lagan"
+    assert gen.attrs["sample"] == "background" and gen.attrs["objective"] == gan.OBJECTIVE
+    assert gen.attrs["train_time_s"] == pytest.approx(sum(float(r["time_s"]) for r in rows))
+    np.testing.assert_allclose(gen.muon_pt, np.sum(real.weight * real.muon_pt) / np.sum(real.weight), rtol=1e-6)
+    assert gen.attrs["training_data_digest"] == record["training_data"]["digest"]
+
+
+def _occupancy_error(images: np.ndarray, data) -> float:
+    """Mean absolute difference between generated and (weighted) real per-pixel occupancy."""
+    gen_occ = (images.reshape(len(images), -1) != 0).mean(axis=0)
+    return float(np.abs(gen_occ - data.occupancy().numpy()).mean())
+
+
+def _mean_image_error(images: np.ndarray, data) -> float:
+    """L1 distance between generated and (weighted) real mean images, relative to the real one."""
+    w = data.weight.numpy().astype(np.float64)
+    real = (w[:, None] * data.x.numpy()).sum(axis=0) / w.sum()
+    return float(np.abs(images.reshape(len(images), -1).mean(axis=0) - real).sum() / real.sum())
+
+
+def test_generator_starts_at_the_data_occupancy(pattern_data):
+    spec = gan.gan_spec(TINY, pattern_data)
+    plain, _ = gan.build_gan(spec, TINY.seed)
+    started, _ = gan.build_gan(spec, TINY.seed, pattern_data.occupancy())
+    dense = gan.sample_images(plain, 1000, seed=4, progress=False)
+    sparse = gan.sample_images(started, 1000, seed=4, progress=False)
+    assert _occupancy_error(sparse, pattern_data) < 0.02 < 0.2 < _occupancy_error(dense, pattern_data)
+
+
+@pytest.mark.slow
+def test_gan_learns_the_mean_image_of_a_known_pattern(pattern_data):
+    """Started at the right occupancy but with tiny values, training must bring the mean image
+    (where and how much energy) close to the data's while keeping the images sparse."""
+    cfg = dataclasses.replace(TINY, width=64, batch_size=32, epochs=25)
+    untrained, _ = gan.build_gan(gan.gan_spec(cfg, pattern_data), cfg.seed, pattern_data.occupancy())
+    before = _mean_image_error(gan.sample_images(untrained, 2000, seed=4, progress=False), pattern_data)
+    result = train_family(pattern_data, cfg, None, progress=False)
+    images = gan.sample_images(result.modules["generator"], 2000, seed=4, progress=False)
+    after = _mean_image_error(images, pattern_data)
+    assert after < 0.6 * before, (before, after)
+    assert _occupancy_error(images, pattern_data) < 0.06
+    assert (images == 0).mean() > 0.85  # the data are 94.5% zeros
