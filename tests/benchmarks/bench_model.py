@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.baseline import sample_independent_pixels  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
+from model.families import family_module, load_family_model, save_family_model, train_family  # noqa: E402
 from model.data import training_data_from_arrays  # noqa: E402
 from model.sampling import sample_images  # noqa: E402
 from model.synthetic import synthetic_images  # noqa: E402
@@ -37,6 +40,19 @@ def configured_models() -> dict[str, dict]:
     base = {k: v for k, v in section.items() if k in keys}
     models = section.get("models") or {"decoupled_fc": {"arch": "fc"}, "decoupled_deconv": {"arch": "deconv"}}
     return {name: {**base, **over} for name, over in models.items()}
+
+
+def _train(data, cfg: TrainConfig):
+    """Train one model of any family; returns its result and a function n -> generated images."""
+    if cfg.family == "decoupled":
+        res = train(data, cfg, None, progress=False)
+        return res, lambda n: sample_images(res.generator, res.likelihood, n, seed=2, device=res.device, progress=False,
+                                            **({"pt_gev": np.resize(data.muon_pt_gev.numpy(), n)} if cfg.conditional else {}))
+    res = train_family(data, cfg, None, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_family_model(Path(tmp) / "model.pt", res, data)
+        model, record = load_family_model(Path(tmp) / "model.pt", device=res.device)
+    return res, lambda n: family_module(cfg.family).sample_images(model, n, seed=2, device=res.device, progress=False)
 
 
 def main() -> None:
@@ -60,13 +76,13 @@ def main() -> None:
     for name, settings in configured_models().items():
         cfg = TrainConfig.from_mapping({**settings, "epochs": args.epochs, "seed": 1, "device": args.device})
         cpu0 = time.process_time()
-        res = train(data, cfg, None, progress=False)
+        res, sampler = _train(data, cfg)
         cpu_per_image = (time.process_time() - cpu0) / (args.n * args.epochs)  # includes set-up
         rows = res.log_rows[1:] if len(res.log_rows) > 1 else res.log_rows
         rate = sum(r["images_per_s"] for r in rows) / len(rows)
         cpu_minutes = args.target_epochs * args.target_images * cpu_per_image / args.threads / 60
         t0 = time.perf_counter()
-        sample_images(res.generator, res.likelihood, 20000, seed=2, device=res.device, progress=False)
+        sampler(20000)
         srate = 20000 / (time.perf_counter() - t0)
         minutes = args.target_epochs * args.target_images / rate / 60
         print(f"{name:<20}{cfg.arch:<7}{cfg.objective:<6}{cfg.width:>6}{cfg.batch_size:>5}{cfg.K:>5}{rate:>12.0f}"
