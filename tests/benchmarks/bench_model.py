@@ -69,7 +69,7 @@ def main() -> None:
     data = training_data_from_arrays(images, w, pt)
     print(f"# {args.n} synthetic images, {100 * (images == 0).mean():.2f}% zero pixels, torch {torch.__version__}, "
           f"{args.threads} threads, device {args.device}")
-    header = (f"{'model':<20}{'arch':<7}{'obj':<6}{'width':>6}{'B':>5}{'K':>5}{'train img/s':>12}{'30ep@100k min':>14}"
+    header = (f"{'model':<33}{'arch':<7}{'obj':<6}{'width':>6}{'B':>5}{'K':>5}{'train img/s':>12}{'30ep@100k min':>14}"
               f"{'cpu us/img':>11}{'30ep@100k min (cpu)':>20}{'sample img/s':>13}")
     print(header)
     print("-" * len(header))
@@ -85,11 +85,11 @@ def main() -> None:
         sampler(20000)
         srate = 20000 / (time.perf_counter() - t0)
         minutes = args.target_epochs * args.target_images / rate / 60
-        print(f"{name:<20}{cfg.arch:<7}{cfg.objective:<6}{cfg.width:>6}{cfg.batch_size:>5}{cfg.K:>5}{rate:>12.0f}"
+        print(f"{name:<33}{cfg.arch:<7}{cfg.objective:<6}{cfg.width:>6}{cfg.batch_size:>5}{cfg.K:>5}{rate:>12.0f}"
               f"{minutes:>14.1f}{cpu_per_image * 1e6:>11.0f}{cpu_minutes:>20.1f}{srate:>13.0f}")
     t0 = time.perf_counter()
     sample_independent_pixels(data, 20000, seed=3, progress=False)
-    print(f"{'independent_pixels':<20}{'-':<7}{'-':<6}{'':>6}{'':>5}{'':>5}{'':>12}{'':>14}{'':>11}{'':>20}"
+    print(f"{'independent_pixels':<33}{'-':<7}{'-':<6}{'':>6}{'':>5}{'':>5}{'':>12}{'':>14}{'':>11}{'':>20}"
           f"{20000 / (time.perf_counter() - t0):>13.0f}")
     print(f"# load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
 
