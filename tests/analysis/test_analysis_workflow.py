@@ -79,17 +79,19 @@ def test_dry_run_plans_the_results_table(dry_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_figure2_models_chooses_the_drawn_models(dry_dir: Path) -> None:
-    (dry_dir / "config.yaml").write_text(CONFIG + "  figure2: {models: [decoupled_fc]}\n")
+@pytest.mark.parametrize("figure, target", [("figure2", "figure2_isolation.png"),
+                                            ("figure3", "figure3_average_images_log.png")])
+def test_figure_models_chooses_the_drawn_models(dry_dir: Path, figure: str, target: str) -> None:
+    (dry_dir / "config.yaml").write_text(CONFIG + f"  {figure}: {{models: [decoupled_fc]}}\n")
     try:
-        dry = _snakemake(dry_dir, "results/figures/figure2_isolation.png", "--dry-run", "--printshellcmds")
-        fig2 = dry.stdout[dry.stdout.index("analysis figure2"):].split("\n")[0]
-        assert "signal:decoupled_fc=" in fig2 and "background:decoupled_fc=" in fig2
-        assert "independent_pixels" not in fig2
-        (dry_dir / "config.yaml").write_text(CONFIG + "  figure2: {models: [decoupled_fc, lagan]}\n")
+        dry = _snakemake(dry_dir, f"results/figures/{target}", "--dry-run", "--printshellcmds")
+        cmd = dry.stdout[dry.stdout.index(f"analysis {figure}"):].split("\n")[0]
+        assert "signal:decoupled_fc=" in cmd and "background:decoupled_fc=" in cmd
+        assert "independent_pixels" not in cmd
+        (dry_dir / "config.yaml").write_text(CONFIG + f"  {figure}: {{models: [decoupled_fc, lagan]}}\n")
         bad = _snakemake(dry_dir, "figures", "--dry-run", ok=False)
         assert bad.returncode != 0
-        assert "analysis.figure2.models: unknown model(s) lagan; choose from decoupled_fc, independent_pixels" in (
+        assert f"analysis.{figure}.models: unknown model(s) lagan; choose from decoupled_fc, independent_pixels" in (
             bad.stdout + bad.stderr)
     finally:
         (dry_dir / "config.yaml").write_text(CONFIG)

@@ -36,32 +36,35 @@ def _metrics_records():
 
 # SAMPLE=PATH and SAMPLE:MODEL=PATH arguments of the multi-sample figure commands.
 _REAL_ARGS = [f"{s}={_real_images(s)}" for s in SAMPLES]
-_GENERATED_ARGS = [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in ANALYSIS_MODELS]
-_ALL_IMAGES = [_real_images(s) for s in SAMPLES] + [
-    _generated_images(s, m) for s in SAMPLES for m in ANALYSIS_MODELS
-]
 
 
-def _figure2_models():
-    """analysis.figure2.models (in that order), or every generated model when null."""
-    chosen = ANALYSIS["figure2"]["models"]
+def _figure_models(figure):
+    """analysis.<figure>.models (in that order), or every generated model when null."""
+    chosen = ANALYSIS[figure]["models"]
     if chosen is None or not ANALYSIS_MODELS:
         return ANALYSIS_MODELS
     unknown = [m for m in chosen if m not in ANALYSIS_MODELS]
     if unknown:
         raise WorkflowError(
-            f"config analysis.figure2.models: unknown model(s) {', '.join(unknown)}; "
+            f"config analysis.{figure}.models: unknown model(s) {', '.join(unknown)}; "
             f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
         )
     return list(chosen)
 
 
-# Figure 2 draws a chosen subset (plotting only): its inputs and arguments, nothing else, depend on it.
-FIGURE2_MODELS = _figure2_models()
-_FIGURE2_IMAGES = [_real_images(s) for s in SAMPLES] + [
-    _generated_images(s, m) for s in SAMPLES for m in FIGURE2_MODELS
-]
-_FIGURE2_ARGS = [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in FIGURE2_MODELS]
+# Figures 2 and 3 draw a chosen subset (plotting only): their inputs and arguments, nothing else, depend on it.
+def _figure_images(models):
+    return [_real_images(s) for s in SAMPLES] + [_generated_images(s, m) for s in SAMPLES for m in models]
+
+
+def _figure_args(models):
+    return [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in models]
+
+
+FIGURE2_MODELS = _figure_models("figure2")
+FIGURE3_MODELS = _figure_models("figure3")
+_FIGURE2_IMAGES, _FIGURE2_ARGS = _figure_images(FIGURE2_MODELS), _figure_args(FIGURE2_MODELS)
+_FIGURE3_IMAGES, _FIGURE3_ARGS = _figure_images(FIGURE3_MODELS), _figure_args(FIGURE3_MODELS)
 
 FIGURE2 = [out("figures", f"figure2_isolation.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LINEAR = [out("figures", f"figure3_average_images_linear.{ext}") for ext in ("pdf", "png")]
@@ -204,9 +207,9 @@ rule analysis_figure2:
 
 
 rule analysis_figure3:
-    """Paper Figure 3: average images real | generated per sample, linear and log colour scale."""
+    """Paper Figure 3: average images real | generated per sample (analysis.figure3.models), linear and log scale."""
     input:
-        _ALL_IMAGES,
+        _FIGURE3_IMAGES,
     output:
         FIGURE3_LINEAR[0],
         report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
@@ -214,7 +217,7 @@ rule analysis_figure3:
         report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
     params:
         real=_REAL_ARGS,
-        generated=_GENERATED_ARGS,
+        generated=_FIGURE3_ARGS,
         cmap=ANALYSIS["figure3"]["cmap"],
         style=_PLOT["style"],
         dpi=_PLOT["dpi"],
