@@ -141,7 +141,8 @@ class GanSpec:
         if self.npix < 8 or self.npix % 8:
             raise ModelError(f"the gan family needs images with npix divisible by 8 (>= 8), got npix={self.npix}")
         if self.noise_dim < 1 or self.width < 32:
-            raise ModelError(f"the gan family needs noise_dim >= 1 and width >= 32, got {self}")
+            raise ModelError(f"family 'gan' needs training settings width >= 32 (its channels are width / 8 and "
+                             f"width / 32) and noise_dim >= 1, got width={self.width}, noise_dim={self.noise_dim}")
         if not (math.isfinite(self.scale_gev) and self.scale_gev > 0):
             raise ModelError(f"gan scale (std of non-zero training pixel values) must be > 0, got {self.scale_gev}; "
                              "the training images need at least two different non-zero values")
