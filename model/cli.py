@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest per core at these sizes)")
         sp.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
-    t = sub.add_parser("train", help="train one decoupled generator on an images.h5 file")
+    t = sub.add_parser("train", help="train one model (decoupled generator, GAN or VAE: setting `family`) on an images.h5 file")
     t.add_argument("--in", dest="input", required=True, help="training images (images.h5)")
     t.add_argument("--out", required=True, help="model file to write (model.pt)")
     t.add_argument("--log-csv", help="per-epoch CSV log (default: train_log.csv next to --out)")
