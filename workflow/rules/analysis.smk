@@ -39,17 +39,23 @@ _REAL_ARGS = [f"{s}={_real_images(s)}" for s in SAMPLES]
 
 
 def _figure_models(figure):
-    """analysis.<figure>.models (in that order), or every generated model when null."""
+    """analysis.<figure>.models (in that order) that this run generates, or every generated model when null.
+
+    A name that is configured in training.models but left out by training.run is skipped (so
+    the default figure lists work with any `run`); a name configured nowhere is an error.
+    """
     chosen = ANALYSIS[figure]["models"]
     if chosen is None or not ANALYSIS_MODELS:
         return ANALYSIS_MODELS
-    unknown = [m for m in chosen if m not in ANALYSIS_MODELS]
+    configured = set((config.get("training") or {}).get("models") or {}) | set(ANALYSIS_MODELS)
+    unknown = [m for m in chosen if m not in configured]
     if unknown:
         raise WorkflowError(
             f"config analysis.{figure}.models: unknown model(s) {', '.join(unknown)}; "
             f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
         )
-    return list(chosen)
+    drawn = [m for m in chosen if m in ANALYSIS_MODELS]
+    return drawn or ANALYSIS_MODELS
 
 
 # Figures 2 and 3 draw a chosen subset (plotting only): their inputs and arguments, nothing else, depend on it.
