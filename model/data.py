@@ -44,17 +44,17 @@ class TrainingData:
         w = self.weight.to(torch.float64)
         return (w @ z) / w.sum()
 
-    def nonzero_mean(self, log_values: bool = False) -> torch.Tensor:
+    def nonzero_mean(self, log_values: bool = False, offset_gev: float = 0.0) -> torch.Tensor:
         """(D,) weighted mean ET (GeV) of each pixel where it is non-zero (global mean if never).
 
-        With log_values, the mean of log(ET / GeV) instead (the log-normal's eta).
+        With log_values, the mean of log((ET - offset_gev) / GeV) instead (the log-normal's eta).
         """
         w = self.weight.to(torch.float64)
         x = self.x.to(torch.float64)
         nz = x != 0
         z = nz.to(torch.float64)
         if log_values:
-            x = torch.where(nz, x, torch.ones_like(x)).log()  # 0 where the pixel is zero
+            x = torch.where(nz, x - offset_gev, torch.ones_like(x)).log()  # 0 where the pixel is zero
         num, den = w @ x, w @ z
         global_mean = float(num.sum() / den.sum())
         return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, global_mean))
@@ -99,18 +99,23 @@ class TrainingData:
             )
         return mean, std
 
-    def nonzero_std(self, log_values: bool = False) -> float:
+    def nonzero_std(self, log_values: bool = False, offset_gev: float = 0.0) -> float:
         """Weighted standard deviation (GeV) of all non-zero pixel values: the paper's sigma.
 
-        With log_values, the std of log(ET / GeV) over the non-zero pixels (the log-normal's s).
+        With log_values, the std of log((ET - offset_gev) / GeV) over the non-zero pixels (the
+        log-normal's s).
         """
-        mask = self.x != 0
-        values = self.x[mask].to(torch.float64)
+        values, w = self.nonzero_values()
         if log_values:
-            values = values.log()
-        w = self.weight[:, None].expand_as(self.x)[mask].to(torch.float64)
+            values = (values - offset_gev).log()
         mean = (w * values).sum() / w.sum()
         return float(torch.sqrt((w * (values - mean) ** 2).sum() / w.sum()))
+
+    def nonzero_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every non-zero pixel value (GeV) and the weight of its image, both float64 (M,)."""
+        mask = self.x != 0
+        w = self.weight[:, None].expand_as(self.x)[mask].to(torch.float64)
+        return self.x[mask].to(torch.float64), w
 
 
 def validate_images(images: np.ndarray, weight: np.ndarray, where: str) -> None:

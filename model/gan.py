@@ -52,6 +52,9 @@ D_LC_CHANNELS = 8
 MBD_KERNELS = 20
 MBD_KERNEL_DIM = 10
 ADAM_BETAS = (0.5, 0.999)
+#: one-sided label smoothing (Salimans et al. 2016, with minibatch discrimination): the discriminator's
+#: target for real images; 1 lets it saturate, and on small samples some seeds then blow the generated ET up
+REAL_LABEL = 0.9
 #: noise vectors used to measure the generator's output statistics for the occupancy init
 OCCUPANCY_INIT_NOISE = 512
 
@@ -264,7 +267,9 @@ def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: b
         with torch.set_grad_enabled(g_step):
             fake = generator(noise)  # one batch of fakes serves the discriminator step and the generator step
         d_real, d_fake = discriminator(real), discriminator(fake.detach())
-        loss_d = (w * F.softplus(-d_real)).mean() + F.softplus(d_fake).mean()  # -log D(real) - log(1 - D(fake))
+        # -[a log D(real) + (1 - a) log(1 - D(real))] - log(1 - D(fake)), a = REAL_LABEL
+        loss_d = (w * (REAL_LABEL * F.softplus(-d_real) + (1.0 - REAL_LABEL) * F.softplus(d_real))).mean() \
+            + F.softplus(d_fake).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

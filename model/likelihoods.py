@@ -17,6 +17,8 @@ A likelihood implements `data_stats` (T_j and h, zero where z = 0), `natural_par
 - `gaussian_fixed_sigma`: N(x; eta, sigma), sigma = std of the non-zero values (paper).
 - `lognormal_fixed_sigma`: log x ~ N(eta, s), s = std of log of the non-zero values; samples
   are exp of a Gaussian draw, so never negative (the paper's Gaussian can give ET < 0).
+- `lognormal_threshold`: x = x0 + exp(N(eta, s)), the log-normal above the detector's ET threshold x0
+  (estimated from the data: log(x - x0) has zero skewness); samples never fall below the threshold.
 - `gaussian_learned_sigma`: N(x; eta, sigma_i) with a per-pixel sigma_i that is trained with the
   generator, starting at each pixel's std of non-zero values shrunk towards the global std.
 - `gamma`: Gamma(shape alpha_i, rate alpha_i / mu) with mean mu = exp(eta) and a trained per-pixel
@@ -132,23 +134,31 @@ class GaussianFixedSigma(NonZeroLikelihood):
 
 
 class LogNormalFixedSigma(NonZeroLikelihood):
-    """log x ~ N(eta, s) for x > 0 (GeV): eta is the mean of log(x / GeV), s fixed to the std of log x.
+    """log(x - x0) ~ N(eta, s) for x > x0 (GeV): s fixed to the std of log(x - x0) of the data.
 
-    log p(x) = log N(log x; eta, s) - log x. In exponential-family form T = log x,
-    g = eta / s^2, h = -(log x)^2 / (2 s^2) - log x, c = -eta^2 / (2 s^2) - log s - log sqrt(2 pi).
+    x0 (`offset_gev`) is 0 for this likelihood (plain log-normal). With u = log(x - x0):
+    log p(x) = log N(u; eta, s) - u. In exponential-family form T = u, g = eta / s^2,
+    h = -u^2 / (2 s^2) - u, c = -eta^2 / (2 s^2) - log s - log sqrt(2 pi).
     """
 
     name = "lognormal_fixed_sigma"
 
-    def __init__(self, sigma_log: float) -> None:
+    def __init__(self, sigma_log: float, offset_gev: float = 0.0) -> None:
         super().__init__()
         self.sigma_log = self._fixed_sigma(sigma_log, "log-normal sigma (std of log ET) must be a positive number")
+        if not (math.isfinite(offset_gev) and offset_gev >= 0):
+            raise ModelError(f"log-normal offset (the ET threshold) must be a finite number >= 0 GeV, got {offset_gev}")
+        self.offset_gev = float(offset_gev)
+
+    def _log_excess(self, x: torch.Tensor) -> torch.Tensor:
+        """log((x - x0) / GeV)."""
+        return (x - self.offset_gev).log() if self.offset_gev else x.log()
 
     def data_stats(self, x: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inv_var = 1.0 / self.sigma_log**2
-        # log x where the pixel is non-zero, exactly 0 elsewhere (log 1), so no -inf/NaN enters the sums
-        log_x = torch.where(z != 0, x, torch.ones_like(x)).log()
-        return [log_x], (-0.5 * inv_var * log_x * log_x - log_x).sum(dim=1)
+        # log(x - x0) where the pixel is non-zero, exactly 0 elsewhere (log 1), so no -inf/NaN enters the sums
+        u = torch.where(z != 0, x - self.offset_gev, torch.ones_like(x)).log()
+        return [u], (-0.5 * inv_var * u * u - u).sum(dim=1)
 
     def natural_params(self, eta: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inv_var = 1.0 / self.sigma_log**2
@@ -157,22 +167,72 @@ class LogNormalFixedSigma(NonZeroLikelihood):
 
     def log_prob(self, x: torch.Tensor, eta: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
         s = self.sigma_log
-        log_x = x.log()
-        return -0.5 * ((log_x - eta) / s) ** 2 - math.log(s) - 0.5 * math.log(2.0 * math.pi) - log_x
+        u = self._log_excess(x)
+        return -0.5 * ((u - eta) / s) ** 2 - math.log(s) - 0.5 * math.log(2.0 * math.pi) - u
 
     def sample(self, eta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = torch.randn(eta.shape, generator=generator, device=eta.device, dtype=eta.dtype)
-        return torch.exp(eta + self.sigma_log * noise)
+        return self.offset_gev + torch.exp(eta + self.sigma_log * noise)
 
     @classmethod
     def from_data(cls, data: "TrainingData") -> "LogNormalFixedSigma":
         return cls(data.nonzero_std(log_values=True))
 
     def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
-        return data.nonzero_mean(log_values=True), self.sigma_log
+        return data.nonzero_mean(log_values=True, offset_gev=self.offset_gev), self.sigma_log
 
     def extra_state_dict(self) -> dict[str, float]:
-        return {"sigma_log": self.sigma_log}
+        return {"sigma_log": self.sigma_log, "offset_gev": self.offset_gev}
+
+
+def zero_skew_offset(values: torch.Tensor, weight: torch.Tensor, iterations: int = 60) -> float:
+    """Offset x0 in [0, min(values)) at which log(values - x0) has zero weighted skewness (GeV).
+
+    The classic moment estimator of the three-parameter log-normal's threshold: the skewness of
+    log(x - x0) falls monotonically from its value at x0 = 0 to -inf as x0 -> min(x), so
+    bisection finds the root. 0 when log(x) is already left-skewed (no threshold to find).
+    """
+    values, weight = values.to(torch.float64), weight.to(torch.float64)
+    lo, hi = 0.0, float(values.min())
+    if not hi > 0:
+        raise ModelError(f"ET threshold: non-zero pixel values must be > 0, the smallest is {hi} GeV")
+
+    def skew(x0: float) -> float:
+        u = (values - x0).log()
+        d = u - (weight * u).sum() / weight.sum()
+        m2, m3 = (weight * d**2).sum() / weight.sum(), (weight * d**3).sum() / weight.sum()
+        return float(m3 / m2.clamp_min(1e-300) ** 1.5)
+
+    if skew(0.0) <= 0:
+        return 0.0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if skew(mid) > 0 else (lo, mid)
+    return lo
+
+
+class LogNormalThreshold(LogNormalFixedSigma):
+    """Three-parameter log-normal: x = x0 + exp(N(eta, s)), x0 the detector's ET threshold (GeV).
+
+    Delphes writes a tower only above its energy thresholds, so non-zero pixel values start at a
+    hard lower edge (~0.45 GeV on the project's card); a plain log-normal puts mass below it and,
+    matched to the data's log moments, too much in the high tail. x0 is estimated from the training
+    images (`zero_skew_offset`: log(x - x0) symmetric), s is the std of log(x - x0); samples are
+    never below x0.
+    """
+
+    name = "lognormal_threshold"
+
+    @classmethod
+    def from_data(cls, data: "TrainingData") -> "LogNormalThreshold":
+        values, weight = data.nonzero_values()
+        if values.numel() < 3:
+            raise ModelError(
+                f"lognormal_threshold likelihood: the training images of sample '{data.sample}' have "
+                f"{values.numel()} non-zero pixels; estimating an ET threshold needs at least 3"
+            )
+        offset = zero_skew_offset(values, weight)
+        return cls(data.nonzero_std(log_values=True, offset_gev=offset), offset)
 
 
 #: pseudo-count (weighted images) pulling a pixel's starting width/shape towards the pooled one
@@ -358,6 +418,7 @@ class GammaLearnedShape(NonZeroLikelihood):
 LIKELIHOODS: dict[str, type[NonZeroLikelihood]] = {
     GaussianFixedSigma.name: GaussianFixedSigma,
     LogNormalFixedSigma.name: LogNormalFixedSigma,
+    LogNormalThreshold.name: LogNormalThreshold,
     GaussianLearnedSigma.name: GaussianLearnedSigma,
     GammaLearnedShape.name: GammaLearnedShape,
 }

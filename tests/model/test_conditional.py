@@ -27,6 +27,7 @@ SMALL = TrainConfig(arch="fc", width=16, noise_dim=8, epochs=3, batch_size=128, 
 LIKELIHOOD_SETTINGS = {
     "gaussian_fixed_sigma": {"sigma_gev": 1.3},
     "lognormal_fixed_sigma": {"sigma_log": 0.7},
+    "lognormal_threshold": {"sigma_log": 0.7, "offset_gev": 1e-3},
     "gaussian_learned_sigma": {"n_pixels": 64, "sigma_floor_gev": 0.1},
     "gamma": {"n_pixels": 64},
 }

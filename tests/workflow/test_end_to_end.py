@@ -34,7 +34,7 @@ TINY_CONFIG = {
     "simulation": {"events_per_sample": 40, "events_per_chunk": 20, "pileup_events": 300},
     "training": {
         "epochs": 12, "batch_size": 8, "K": 8, "width": 16, "noise_dim": 8, "threads": 1,
-        "sample_batch_size": 64,
+        "sample_batch_size": 64, "n_generated": None,  # as many as real
         "models": {"decoupled_fc": {"arch": "fc"}, "decoupled_deconv": {"arch": "deconv", "width": 8},
                    "decoupled_fc_paper": {"arch": "fc", "objective": "paper"},
                    "lagan": {"arch": "fc", "family": "gan", "width": 32}},  # the GAN's smallest width
