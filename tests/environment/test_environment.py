@@ -47,7 +47,8 @@ def test_delphes_simulates_hepmc2_events_and_uproot_reads_them(delphes, tmp_path
     hepmc = tmp_path / "dimuon.hepmc"
     _write_dimuon_hepmc2(hepmc, n_events=5, pt_gev=30.0)
     out = tmp_path / "delphes.root"
-    card = delphes / "cards" / "delphes_card_CMS.tcl"
+    card = tmp_path / "card.tcl"  # the stock card, seeded (its RandomSeed 0 is a time-based seed)
+    card.write_text("set RandomSeed 3\n" + (delphes / "cards" / "delphes_card_CMS.tcl").read_text())
     proc = subprocess.run(
         [str(delphes / "bin" / "DelphesHepMC2"), str(card), str(out), str(hepmc)],
         capture_output=True, text=True, timeout=300,
