@@ -32,3 +32,18 @@ def delphes() -> Path:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def seeded_stock_card(delphes):
+    """Write a stock Delphes card with a fixed `RandomSeed` (the stock cards' 0 means a time-based
+    seed, so their output differs run to run); `replace` maps card text to its replacement."""
+    def write(path: Path, seed: int, name: str = "delphes_card_CMS.tcl", replace: dict[str, str] | None = None) -> Path:
+        text = (delphes / "cards" / name).read_text()
+        for old, new in (replace or {}).items():
+            if old not in text:
+                raise AssertionError(f"stock card {name} no longer contains {old!r}")
+            text = text.replace(old, new)
+        path.write_text(f"set RandomSeed {seed}\n" + text)
+        return path
+    return write

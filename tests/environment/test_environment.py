@@ -40,15 +40,14 @@ def _write_dimuon_hepmc2(path, n_events: int, pt_gev: float) -> None:
 
 
 @pytest.mark.slow
-def test_delphes_simulates_hepmc2_events_and_uproot_reads_them(delphes, tmp_path):
+def test_delphes_simulates_hepmc2_events_and_uproot_reads_them(delphes, seeded_stock_card, tmp_path):
     """Real DelphesHepMC2 with a stock card: every event in comes out, muons reconstructed."""
     import uproot
 
     hepmc = tmp_path / "dimuon.hepmc"
     _write_dimuon_hepmc2(hepmc, n_events=5, pt_gev=30.0)
     out = tmp_path / "delphes.root"
-    card = tmp_path / "card.tcl"  # the stock card, seeded (its RandomSeed 0 is a time-based seed)
-    card.write_text("set RandomSeed 3\n" + (delphes / "cards" / "delphes_card_CMS.tcl").read_text())
+    card = seeded_stock_card(tmp_path / "card.tcl", seed=3)
     proc = subprocess.run(
         [str(delphes / "bin" / "DelphesHepMC2"), str(card), str(out), str(hepmc)],
         capture_output=True, text=True, timeout=300,

@@ -54,15 +54,14 @@ def _write_hepmc2(path, n_events):
 
 
 @pytest.fixture(scope="module")
-def real_delphes_file(tmp_path_factory, delphes):
+def real_delphes_file(tmp_path_factory, delphes, seeded_stock_card):
     tmp = tmp_path_factory.mktemp("real_delphes")
     hepmc = tmp / "events.hepmc"
     _write_hepmc2(hepmc, N_EVENTS)
-    card = tmp / "card.tcl"  # stock CMS card without the (large) generator-particle branch
-    # Delphes seeds its smearing with RandomSeed, and RandomSeed 0 (the stock cards) means a
-    # time-based seed: fix it so that this fixture is the same file on every run.
-    card.write_text(f"set RandomSeed {DELPHES_SEED}\n" + (delphes / "cards" / "delphes_card_CMS.tcl").read_text().replace(
-        "add Branch Delphes/allParticles Particle GenParticle", "# (Particle branch not needed)"))
+    # stock CMS card, seeded so that this fixture is the same file on every run, without the
+    # (large) generator-particle branch
+    card = seeded_stock_card(tmp / "card.tcl", seed=DELPHES_SEED, replace={
+        "add Branch Delphes/allParticles Particle GenParticle": "# (Particle branch not needed)"})
     out = tmp / "chunk0.root"
     proc = subprocess.run([str(delphes / "bin" / "DelphesHepMC2"), str(card), str(out), str(hepmc)],
                           cwd=delphes, capture_output=True, text=True, timeout=600)
@@ -122,7 +121,8 @@ def test_real_delphes_cells_contain_their_towers_and_cell_images_keep_the_energy
     spread = build_images([real_delphes_file], cell_cfg, sample="signal").images
     assert spread.shape == point.shape
     # a tower cell (0.087 x 0.087 in the CMS card) spans about 3.5 x 3.5 pixels, fewer where it
-    # crosses the disc edge; without pile-up only a few towers lie within dR < 0.4 of a muon
-    assert np.count_nonzero(spread) >= 2 * np.count_nonzero(point) > 0
+    # crosses the disc edge; without pile-up only a few towers lie within dR < 0.4 of a muon,
+    # hence the 120 events (and the fixed Delphes seed: the same towers on every run)
+    assert np.count_nonzero(spread) > 3 * np.count_nonzero(point) > 0
     # the same energy, up to cells crossing the disc edge (in either direction)
     assert spread.sum() == pytest.approx(point.sum(), rel=0.25)
