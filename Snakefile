@@ -6,6 +6,7 @@
 #   snakemake --cores all images          + images.h5
 #   snakemake --cores all train           + trained models
 #   snakemake --cores all figures         figures/tables from cached samples and models
+#   snakemake --cores all fidelity        detector-fidelity study (cards x renderings, docs/fidelity.md)
 #   snakemake --profile workflow/profiles/paper    paper scale, containers
 #
 # Rules hold no physics: each calls a package CLI with explicit paths and parameters.
@@ -28,6 +29,7 @@ include: "workflow/rules/simulation.smk"
 include: "workflow/rules/imaging.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/fidelity.smk"
 
 
 localrules: all, simulate, images, train, figures

@@ -16,6 +16,7 @@ from imaging.provenance import atomic_output, file_digest, provenance
 
 from .classifier import ClassifierSettings
 from .errors import AnalysisError
+from .fidelity import fidelity_table, plot_fidelity_averages, read_fidelity_records, variant_record
 from .inputs import Grid, Images, check_compatible, load_images, parse_labelled
 from .isolation import DEFAULT_CONE, DEFAULT_LOW_ISOLATION, isolation
 from .metrics import MetricSettings, pair_metrics
@@ -171,6 +172,35 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
+def cmd_fidelity_variant(args: argparse.Namespace) -> None:
+    settings = _metric_settings(json.loads(args.settings))
+    record = variant_record(
+        args.name, {"signal": args.signal, "background": args.background},
+        {"signal": args.delphes_signal, "background": args.delphes_background},
+        json.loads(args.describe), seed=args.seed, n_baseline=args.n_baseline, settings=settings)
+    record["_provenance"] = provenance(seed=args.seed, inputs={p: file_digest(p) for p in (args.signal, args.background)})
+    with atomic_output(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(record) + "\n")
+    log.info("wrote %s", args.out)
+
+
+def cmd_fidelity_table(args: argparse.Namespace) -> None:
+    records = read_fidelity_records(args.records)
+    fidelity_table(records, args.out_csv, args.out_md)
+    plot_fidelity_averages(records, args.radius, args.out_figure, style=args.style, dpi=args.dpi)
+    log.info("wrote %s, %s and %s", args.out_csv, args.out_md, ", ".join(args.out_figure))
+
+
+def _metric_settings(section: dict) -> MetricSettings:
+    """MetricSettings from the config's `analysis:` section (isolation_cone and metrics)."""
+    m, clf = section["metrics"], section["metrics"]["classifier"]
+    return MetricSettings(
+        cone=section["isolation_cone"], separation_bins=m["separation_bins"], low_isolation=m["low_isolation"],
+        classifier=ClassifierSettings(
+            hidden_layers=tuple(clf["hidden_layers"]), epochs=clf["epochs"], learning_rate=clf["learning_rate"],
+            test_fraction=clf["test_fraction"], max_images_per_class=clf["max_images_per_class"]))
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -260,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-correlations", nargs="+", required=True, help="correlation figure files")
     _plot_options(p)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("fidelity-variant", help="detector-fidelity figures of one variant (both classes) -> JSON")
+    p.add_argument("--name", required=True, help="variant name (row label)")
+    p.add_argument("--signal", required=True, help="signal images.h5 of the variant")
+    p.add_argument("--background", required=True, help="background images.h5 of the variant")
+    p.add_argument("--delphes-signal", nargs="*", default=[], help="signal Delphes chunk files (CPU per event)")
+    p.add_argument("--delphes-background", nargs="*", default=[], help="background Delphes chunk files")
+    p.add_argument("--describe", default="{}", help="JSON object stored in the record (card, rendering, ...)")
+    p.add_argument("--settings", required=True, help="JSON of the config's analysis: section (cone, metrics)")
+    p.add_argument("--seed", type=int, required=True, help="master seed (baseline sampling, classifier)")
+    p.add_argument("--n-baseline", type=_positive_int, default=20000, help="independent-pixel images per class")
+    p.add_argument("--out", required=True, help="output JSON record")
+    p.set_defaults(func=cmd_fidelity_variant)
+
+    p = sub.add_parser("fidelity-table", help="fidelity table (CSV + Markdown) and average-image figure")
+    p.add_argument("--records", nargs="+", required=True, help="JSON records from fidelity-variant")
+    p.add_argument("--radius", type=_positive_float, default=0.4, help="image half-width (default: %(default)s)")
+    p.add_argument("--out-csv", required=True, help="CSV output")
+    p.add_argument("--out-md", required=True, help="Markdown output")
+    p.add_argument("--out-figure", nargs="+", required=True, help="figure files (.png/.pdf)")
+    _plot_options(p)
+    p.set_defaults(func=cmd_fidelity_table)
     return parser
 
 

@@ -19,9 +19,9 @@ from .errors import ImagingError
 from .h5schema import ImageFileError, read_image_file, write_image_file
 from .pixelise import make_cell_images, make_images
 from .provenance import file_digest, provenance
-from .reader import iter_input_chunks, open_inputs
+from .reader import EventChunk, iter_input_chunks, open_inputs
 from .reweight import ReweightResult, reweight_to_reference
-from .selection import select_muons
+from .selection import SelectedMuons, select_muons
 from .statistics import SampleStatistics, summarise
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,22 @@ def _load_reference(reference: Path, sample: str) -> tuple[np.ndarray, np.ndarra
     return ref.muon_pt.astype(np.float64), ref.weight
 
 
+def render_images(chunk: EventChunk, mu: SelectedMuons, config: ImagingConfig) -> np.ndarray:
+    """Images of the selected muons of one chunk, towers drawn as `config.tower_shape` says."""
+    geometry = dict(npix=config.npix, radius=config.radius)
+    if config.tower_shape == "cell":
+        return make_cell_images(chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
+                                mu.event, mu.eta, mu.phi, **geometry)
+    images = make_images(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
+                         mu.event, mu.eta, mu.phi, **geometry)
+    if config.tower_shape == "mixed":  # ECal part as points (above), HCal part over its cells
+        has_hcal = chunk.tower_value_cell > 0  # most towers are ECal-only: spread only the others
+        offsets = np.r_[0, np.cumsum(has_hcal)][chunk.tower_offsets]  # per-event slices of the kept towers
+        images += make_cell_images(offsets, chunk.tower_edges[has_hcal], chunk.tower_eta[has_hcal],
+                                   chunk.tower_value_cell[has_hcal], mu.event, mu.eta, mu.phi, **geometry)
+    return images
+
+
 def build_images(
     paths: Sequence[str | Path],
     config: ImagingConfig,
@@ -83,22 +99,13 @@ def build_images(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("images", "pt", "eta", "phi", "charge", "w")}  # per chunk
     events_selected = muons_selected = nonzero = 0
     bar = tqdm(total=total, unit="ev", desc=f"images {sample}", disable=not progress, mininterval=2.0)
-    for chunk in iter_input_chunks(inputs, config.quantity, config.read_chunk_entries):
+    for chunk in iter_input_chunks(inputs, config.quantity, config.read_chunk_entries, config.tower_shape):
         mu = select_muons(
             chunk.muon_offsets, chunk.muon_pt, chunk.muon_eta, chunk.muon_phi, chunk.muon_charge,
             pt_min=config.muon_pt_min, pt_max=config.muon_pt_max,
             abs_eta_max=config.muon_abs_eta_max, mode=config.muons_per_event,
         )
-        if config.tower_shape == "cell":
-            images = make_cell_images(
-                chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
-                mu.event, mu.eta, mu.phi, npix=config.npix, radius=config.radius,
-            )
-        else:
-            images = make_images(
-                chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
-                mu.event, mu.eta, mu.phi, npix=config.npix, radius=config.radius,
-            )
+        images = render_images(chunk, mu, config)
         events_selected += int(np.count_nonzero(np.diff(mu.event, prepend=-1))) if len(mu) else 0
         muons_selected += mu.n_candidates
         nonzero += int(np.count_nonzero(images))

@@ -20,7 +20,8 @@ _HELP = {
     "radius": "image half-width in d-eta and d-phi, and the dR cut around the muon",
     "quantity": f"tower quantity summed per pixel: {', '.join(QUANTITY_BRANCHES)} (GeV)",
     "tower_shape": "point: a tower's value goes to the pixel of its (eta, phi); cell: spread over the area of its "
-                   "calorimeter cell (Tower.Edges), ~10x more non-zero pixels",
+                   "calorimeter cell (Tower.Edges), ~10x more non-zero pixels; mixed: ECal part (Eem) as a point, "
+                   "HCal part (Ehad) over its cell",
     "muon_pt_min": "muon pT lower cut (GeV, inclusive)",
     "muon_pt_max": "muon pT upper cut (GeV, inclusive)",
     "muon_abs_eta_max": "muon acceptance: |eta| <= this",

@@ -19,8 +19,12 @@ QUANTITY_BRANCHES: dict[str, tuple[str, ...]] = {
     "et_hcal": ("Tower.Ehad",),  # HCAL part, Ehad / cosh(eta) (GeV)
 }
 MUONS_PER_EVENT = ("leading", "all")
-#: point: a tower's value goes to the pixel of its (eta, phi); cell: spread over its cell's area
-TOWER_SHAPES = ("point", "cell")
+#: point: a tower's value goes to the pixel of its (eta, phi); cell: spread over its cell's area;
+#: mixed: the ECal part (Eem) as a point, the HCal part (Ehad) over the cell (a coarse HCal cell does not
+#: know where in it the energy fell; Delphes draws the tower position at random inside the cell)
+TOWER_SHAPES = ("point", "cell", "mixed")
+#: Image quantity -> which calorimeter parts it sums, for tower_shape mixed: (ECal part, HCal part).
+QUANTITY_PARTS: dict[str, tuple[bool, bool]] = {"et": (True, True), "et_ecal": (True, False), "et_hcal": (False, True)}
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class ImagingConfig:
     npix: int = 32  # pixels per side
     radius: float = 0.4  # image half-width and dR cut
     quantity: str = "et"  # et | et_ecal | et_hcal
-    tower_shape: str = "point"  # point: pixel of the tower position | cell: spread over the cell (Tower.Edges)
+    tower_shape: str = "point"  # point: pixel of the tower position | cell: spread over the cell | mixed
     muon_pt_min: float = 10.0  # GeV, inclusive
     muon_pt_max: float = 15.0  # GeV, inclusive
     muon_abs_eta_max: float = 2.4  # muon acceptance |eta| <= this

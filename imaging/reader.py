@@ -16,7 +16,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .config import QUANTITY_BRANCHES
+from .config import QUANTITY_BRANCHES, QUANTITY_PARTS
 from .errors import ImagingError
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ TOWER_POSITION = ("Tower.Eta", "Tower.Phi")
 MUON_BRANCHES = ("Muon.PT", "Muon.Eta", "Muon.Phi", "Muon.Charge")
 EVENT_WEIGHT = "Event.Weight"
 TOWER_EDGES = "Tower.Edges[4]"  # (eta_min, eta_max, phi_min, phi_max) of each tower's cell
+TOWER_PARTS = ("Tower.Eem", "Tower.Ehad")  # ECal and HCal energy of each tower (GeV)
 
 
 @dataclass
@@ -47,21 +48,23 @@ class EventChunk:
     tower_offsets: np.ndarray  # (n_events + 1,) int64
     tower_eta: np.ndarray  # (n_towers,) float32
     tower_phi: np.ndarray  # (n_towers,) float32, rad
-    tower_value: np.ndarray  # (n_towers,) float32, GeV: the configured image quantity
+    tower_value: np.ndarray  # (n_towers,) float32, GeV: the configured image quantity (mixed: its ECal part)
     muon_offsets: np.ndarray  # (n_events + 1,) int64
     muon_pt: np.ndarray  # (n_muons,) float32, GeV
     muon_eta: np.ndarray  # (n_muons,) float32
     muon_phi: np.ndarray  # (n_muons,) float32, rad
     muon_charge: np.ndarray  # (n_muons,) float32
     event_weight: np.ndarray  # (n_events,) float64
-    tower_edges: np.ndarray | None = None  # (n_towers, 4) float32 cell edges, when read (tower_shape cell)
+    tower_edges: np.ndarray | None = None  # (n_towers, 4) float32 cell edges, when read (tower_shape cell, mixed)
+    tower_value_cell: np.ndarray | None = None  # (n_towers,) float32, GeV: mixed only, the HCal part (over cells)
 
 
 def branches_needed(quantity: str, use_event_weight: bool, tower_shape: str = "point") -> tuple[str, ...]:
     """The Delphes branches read for an image quantity and tower shape (nothing else is read)."""
     weight = (EVENT_WEIGHT,) if use_event_weight else ()
-    edges = (TOWER_EDGES,) if tower_shape == "cell" else ()
-    return (*TOWER_POSITION, *edges, *QUANTITY_BRANCHES[quantity], *MUON_BRANCHES, *weight)
+    edges = (TOWER_EDGES,) if tower_shape in ("cell", "mixed") else ()
+    values = TOWER_PARTS if tower_shape == "mixed" else QUANTITY_BRANCHES[quantity]
+    return (*TOWER_POSITION, *edges, *values, *MUON_BRANCHES, *weight)
 
 
 def open_delphes_tree(path: str | Path) -> Any:
@@ -164,10 +167,18 @@ def _event_weight(array: ak.Array, path: Path) -> np.ndarray:
     raise ImagingError(f"{path}: branch '{EVENT_WEIGHT}' has type {array.type}, expected one number per event")
 
 
+def _transverse(energy: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Transverse part E / cosh(eta) of a tower energy (GeV), float32."""
+    return (energy / np.cosh(eta.astype(np.float64))).astype(np.float32)
+
+
 def read_chunk(
-    branches: dict[str, Any], path: Path, start: int, stop: int, quantity: str
+    branches: dict[str, Any], path: Path, start: int, stop: int, quantity: str, tower_shape: str = "point"
 ) -> EventChunk:
-    """Read events [start, stop) of one file into an `EventChunk`."""
+    """Read events [start, stop) of one file into an `EventChunk`.
+
+    `branches` must be those of `branches_needed(quantity, ..., tower_shape)`.
+    """
     arrays = {}
     for name, branch in branches.items():
         try:
@@ -179,15 +190,19 @@ def read_chunk(
             ) from exc
     tower_offsets, tower_eta = _jagged_flat(arrays["Tower.Eta"], "Tower.Eta", path, np.float32)
     columns = {}
-    for name in ("Tower.Phi", *QUANTITY_BRANCHES[quantity]):
+    value_names = TOWER_PARTS if tower_shape == "mixed" else QUANTITY_BRANCHES[quantity]
+    for name in ("Tower.Phi", *value_names):
         offsets, columns[name] = _jagged_flat(arrays[name], name, path, np.float32)
         if not np.array_equal(offsets, tower_offsets):
             raise ImagingError(f"{path}: branch '{name}' has a different tower count than 'Tower.Eta'")
-    if quantity == "et":
+    value_cell = None
+    if tower_shape == "mixed":  # ECal part drawn as a point, HCal part over the cell
+        value, value_cell = (_transverse(columns[name], tower_eta) if use else np.zeros_like(tower_eta)
+                             for name, use in zip(TOWER_PARTS, QUANTITY_PARTS[quantity]))
+    elif quantity == "et":
         value = columns["Tower.ET"]
-    else:  # ECAL/HCAL parts are energies: transverse part = E / cosh(eta)
-        energy = columns[QUANTITY_BRANCHES[quantity][0]]
-        value = (energy / np.cosh(tower_eta.astype(np.float64))).astype(np.float32)
+    else:
+        value = _transverse(columns[QUANTITY_BRANCHES[quantity][0]], tower_eta)
     muon = {}
     muon_offsets = None
     for name in MUON_BRANCHES:
@@ -211,6 +226,7 @@ def read_chunk(
         tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"], tower_value=value,
         muon_offsets=muon_offsets, muon_pt=muon["Muon.PT"], muon_eta=muon["Muon.Eta"],
         muon_phi=muon["Muon.Phi"], muon_charge=muon["Muon.Charge"], event_weight=weight, tower_edges=edges,
+        tower_value_cell=value_cell,
     )
 
 
@@ -244,13 +260,15 @@ def count_entries(paths: Sequence[str | Path], quantity: str, use_event_weight: 
     return {i.path: i.n_entries for i in open_inputs(paths, quantity, use_event_weight)}
 
 
-def iter_input_chunks(inputs: Sequence[DelphesInput], quantity: str, chunk_entries: int) -> Iterator[EventChunk]:
+def iter_input_chunks(inputs: Sequence[DelphesInput], quantity: str, chunk_entries: int,
+                      tower_shape: str = "point") -> Iterator[EventChunk]:
     """Yield `EventChunk`s of at most `chunk_entries` events from already opened inputs, file after file."""
     for item in inputs:
         if item.n_entries == 0:
             log.warning("%s: tree '%s' has no events", item.path, TREE_NAME)
         for start in range(0, item.n_entries, chunk_entries):
-            yield read_chunk(item.branches, item.path, start, min(item.n_entries, start + chunk_entries), quantity)
+            yield read_chunk(item.branches, item.path, start, min(item.n_entries, start + chunk_entries), quantity,
+                             tower_shape)
 
 
 def iter_chunks(

@@ -33,6 +33,8 @@ def _add_chunk_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-force-b-muonic", action="store_true",
                    help="background: do not force b-hadron decays into muonic channels")
     p.add_argument("--batch-size", type=int, default=200, help="Pythia events per columnar batch (default 200)")
+    p.add_argument("--pthat-min", type=float, default=None,
+                   help="background only: PhaseSpace:pTHatMin in GeV (default: the value in cards/background.cmnd)")
     p.add_argument("--stats", type=Path, required=True, help="output JSON: generated/kept counts, seeds, sigma")
 
 
@@ -41,7 +43,7 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--pileup", type=Path, required=True, help="Delphes .pileup library")
     p.add_argument("--mean-pileup", type=float, default=50.0, help="mean number of pile-up interactions (default 50)")
-    p.add_argument("--card", type=Path, default=DEFAULT_CARD, help="Delphes card (default: the project's trimmed CMS pile-up card)")
+    p.add_argument("--card", type=Path, default=DEFAULT_CARD, help="Delphes card (default: the project's trimmed CMS pile-up card, 1-sigma thresholds)")
 
 
 def _chunk_spec(a: argparse.Namespace):
@@ -49,7 +51,8 @@ def _chunk_spec(a: argparse.Namespace):
 
     return ChunkSpec(sample=a.sample, chunk=a.chunk, n_kept=a.n_kept, master_seed=a.seed,
                      window=MuonWindow(a.muon_pt_min, a.muon_pt_max, a.muon_abs_eta_max),
-                     force_muonic_b_decays=not a.no_force_b_muonic, batch_size=a.batch_size)
+                     force_muonic_b_decays=not a.no_force_b_muonic, batch_size=a.batch_size,
+                     pthat_min_gev=a.pthat_min)
 
 
 def cmd_pileup(a: argparse.Namespace) -> None:

@@ -38,6 +38,17 @@ class ChunkSpec:
     window: MuonWindow = MuonWindow()
     force_muonic_b_decays: bool = True
     batch_size: int = 200
+    pthat_min_gev: float | None = None  # background: PhaseSpace:pTHatMin override (None: the card's)
+
+    def __post_init__(self) -> None:
+        if self.pthat_min_gev is not None and (self.sample != "background" or not self.pthat_min_gev >= 0):
+            raise SimulationError(f"{self.label}: a pT-hat threshold (--pthat-min) applies to the background "
+                                  f"(b bbar) only and must be >= 0 GeV, got {self.pthat_min_gev} for {self.sample}")
+
+    @property
+    def extra_settings(self) -> tuple[str, ...]:
+        """Pythia settings read after the cards (the pT-hat override)."""
+        return () if self.pthat_min_gev is None else (f"PhaseSpace:pTHatMin = {self.pthat_min_gev:g}",)
 
     @property
     def label(self) -> str:
@@ -63,7 +74,8 @@ class DetectorSpec:
 
 def _generate(spec: ChunkSpec, sink: HepMC2Sink) -> GenerationStats:
     return generate_chunk(spec.sample, spec.n_kept, spec.pythia_seed, sink, spec.label, window=spec.window,
-                          force_muonic_b_decays=spec.force_muonic_b_decays, batch_size=spec.batch_size)
+                          force_muonic_b_decays=spec.force_muonic_b_decays, batch_size=spec.batch_size,
+                          extra_settings=spec.extra_settings)
 
 
 def _check_pileup(spec: ChunkSpec, det: DetectorSpec) -> int:

@@ -1,5 +1,8 @@
 #######################################################################################
-# Delphes card of the muon-image pipeline (simulation/cards).
+# Delphes card of the muon-image pipeline (simulation/cards): fidelity variant `cms_sig2`, the
+# default until the fidelity study (docs/fidelity.md); kept for comparison. Its 2-sigma HCal
+# threshold drops every HCal tower below ~9.1 GeV. The default is now
+# delphes_card_CMS_PileUp_muon_images_sig1.tcl (the same card with 1-sigma thresholds).
 #
 # Derived from Delphes 3.5.1 cards/delphes_card_CMS_PileUp.tcl (CMS detector, pile-up
 # mixed in by PileUpMerger, mean mu = 50, Poisson). Every change is marked "CHANGED:";

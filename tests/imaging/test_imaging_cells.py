@@ -60,3 +60,81 @@ def test_far_cells_and_events_without_muons_are_ignored():
                              np.array([0.02], np.float32), np.array([1.0], np.float32),
                              np.array([1]), np.array([0.0], np.float32), np.array([0.0], np.float32))
     assert empty.shape == (1, 32, 32) and not empty.any()  # the muon's event has no towers
+
+
+# ---------------------------------------------------------------- the three renderings, one code path
+def _chunk(cells, eem, ehad, tower_eta, tower_phi, muon_eta=0.0, muon_phi=0.0):
+    """An EventChunk of one event with one muon, read as tower_shape mixed would (ECal, HCal parts as ET)."""
+    from imaging.reader import EventChunk
+    from imaging.selection import SelectedMuons
+
+    n = len(eem)
+    f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    chunk = EventChunk(
+        path=None, entry_start=0, n_events=1, tower_offsets=np.array([0, n]), tower_eta=f32(tower_eta),
+        tower_phi=f32(tower_phi), tower_value=f32(eem), muon_offsets=np.array([0, 1]), muon_pt=f32([12.0]),
+        muon_eta=f32([muon_eta]), muon_phi=f32([muon_phi]), muon_charge=f32([1.0]), event_weight=np.ones(1),
+        tower_edges=f32(cells).reshape(-1, 4), tower_value_cell=f32(ehad))
+    mu = SelectedMuons(event=np.array([0]), pt=f32([12.0]), eta=f32([muon_eta]), phi=f32([muon_phi]),
+                       charge=f32([1.0]), n_candidates=1)
+    return chunk, mu
+
+
+@pytest.mark.parametrize("shape", ["point", "cell", "mixed"])
+def test_every_rendering_keeps_the_energy_of_towers_inside_the_image(shape):
+    """Energy conservation: towers whose cells lie inside the disc keep their whole ET in each rendering."""
+    from dataclasses import replace
+
+    from imaging.build import render_images
+    from imaging.config import ImagingConfig
+
+    cells = [(0.013, 0.1, -0.2, -0.113), (-0.1, -0.075, 0.05, 0.075), (0.1, 0.2, 0.0, 0.1)]
+    eem, ehad = [3.0, 2.5, 0.0], [4.5, 0.0, 6.0]  # an ECal+HCal tower, an ECal tower, an HCal tower
+    eta = [0.05, -0.09, 0.15]
+    phi = [-0.15, 0.06, 0.04]
+    chunk, mu = _chunk(cells, eem, ehad, eta, phi)
+    if shape != "mixed":  # point / cell read the whole tower value into tower_value
+        chunk = replace(chunk, tower_value=np.add(eem, ehad).astype(np.float32), tower_value_cell=None)
+    img = render_images(chunk, mu, ImagingConfig(tower_shape=shape))[0]
+    assert img.sum() == pytest.approx(sum(eem) + sum(ehad), rel=1e-5)
+    n_cell_pixels = 16 + 1 + 16  # 4x4, one pixel, 4x4
+    # mixed: the first tower's ECal point falls inside its own HCal cell, the second tower is a point
+    expected_nonzero = {"point": 3, "cell": n_cell_pixels, "mixed": 16 + 1 + 16}[shape]
+    assert np.count_nonzero(img) == expected_nonzero
+
+
+def test_mixed_draws_ecal_as_points_and_hcal_over_cells():
+    from imaging.build import render_images
+    from imaging.config import ImagingConfig
+
+    cells = [(0.0, 0.1, -0.2, -0.1)]  # an HCal cell on the pixel grid: 4 x 4 whole pixels
+    chunk, mu = _chunk(cells, [3.0], [4.0], [0.06], [-0.16])
+    img = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))[0]
+    point_pixel = (18, 9)  # d-eta 0.06 in [0.05, 0.075), d-phi -0.16 in [-0.175, -0.15)
+    assert img[point_pixel] == pytest.approx(3.0 + 4.0 / 16, rel=1e-5)  # the ECal point on top of its cell share
+    spread = img.copy()
+    spread[point_pixel] -= 3.0
+    np.testing.assert_allclose(spread[16:20, 8:12], 0.25, rtol=1e-5)  # HCal: 4 GeV over 16 pixels
+    assert np.count_nonzero(spread) == 16
+
+
+def test_mixed_ignores_ecal_only_towers_in_the_cell_pass_across_events():
+    """Per-event slices of the HCal towers stay aligned with their events (empty events included)."""
+    from imaging.build import render_images
+    from imaging.config import ImagingConfig
+    from imaging.reader import EventChunk
+    from imaging.selection import SelectedMuons
+
+    f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    # event 0: ECal-only tower; event 1: no towers; event 2: one HCal tower. Muons in events 0 and 2.
+    cells = f32([(0.0, 0.025, 0.0, 0.025), (0.0, 0.1, 0.0, 0.1)])
+    chunk = EventChunk(
+        path=None, entry_start=0, n_events=3, tower_offsets=np.array([0, 1, 1, 2]), tower_eta=f32([0.01, 0.05]),
+        tower_phi=f32([0.01, 0.05]), tower_value=f32([2.0, 0.0]), muon_offsets=np.array([0, 1, 1, 2]),
+        muon_pt=f32([12, 12]), muon_eta=f32([0, 0]), muon_phi=f32([0, 0]), muon_charge=f32([1, 1]),
+        event_weight=np.ones(3), tower_edges=cells, tower_value_cell=f32([0.0, 8.0]))
+    mu = SelectedMuons(event=np.array([0, 2]), pt=f32([12, 12]), eta=f32([0, 0]), phi=f32([0, 0]),
+                       charge=f32([1, 1]), n_candidates=2)
+    img = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))
+    assert img[0].sum() == pytest.approx(2.0) and np.count_nonzero(img[0]) == 1
+    assert img[1].sum() == pytest.approx(8.0, rel=1e-5) and np.count_nonzero(img[1]) == 16

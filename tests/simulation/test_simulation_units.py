@@ -47,6 +47,8 @@ def test_project_card_is_the_trimmed_cms_pileup_card():
     ratio = float(re.search(r"set PTRatioMax\s+(\S+)", text).group(1))
     assert ratio >= 1e6  # isolation never drops a muon
     assert re.search(r"set MeanPileUp 50\b", text)
+    # towers kept from 1 sigma of the noise in ECal and HCal (2 sigma drops HCal below ~9.1 GeV)
+    assert re.findall(r"^\s*set EnergySignificanceMin\s+(\S+)", text, re.M) == ["1.0", "1.0"]
 
 
 def test_render_card_fills_pileup_mu_and_seed(tmp_path):

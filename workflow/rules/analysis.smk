@@ -75,6 +75,10 @@ _FIGURE3_IMAGES, _FIGURE3_ARGS = _figure_images(FIGURE3_MODELS), _figure_args(FI
 FIGURE2 = [out("figures", f"figure2_isolation.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LINEAR = [out("figures", f"figure3_average_images_linear.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LOG = [out("figures", f"figure3_average_images_log.{ext}") for ext in ("pdf", "png")]
+#: the many-model comparison of average images (every generated model), beside the paper-layout Figure 3
+FIGURE3_ALL = [out("figures", f"average_images_all_models_{scale}.{ext}") for scale in ("linear", "log")
+               for ext in ("pdf", "png")]
+_ALL_IMAGES, _ALL_ARGS = _figure_images(ANALYSIS_MODELS), _figure_args(ANALYSIS_MODELS)
 EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
 METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
 RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
@@ -90,7 +94,8 @@ def analysis_targets():
         for s in SAMPLES
         for ext in ("pdf", "png")
     ]
-    return FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + per_sample + EMD_TABLE + METRICS_TABLE + RESULTS_TABLE
+    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + per_sample + EMD_TABLE + METRICS_TABLE
+            + RESULTS_TABLE)
 
 
 localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table
@@ -242,6 +247,27 @@ rule analysis_figure3:
         "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
         " --cmap {params.cmap} --style {params.style} --dpi {params.dpi} {params.max_images}"
         " --out-linear {output[0]} {output[1]} --out-log {output[2]} {output[3]} > {log} 2>&1"
+
+
+use rule analysis_figure3 as analysis_average_images_all_models with:
+    input:
+        _ALL_IMAGES,
+    output:
+        FIGURE3_ALL[0],
+        report(FIGURE3_ALL[1], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+        FIGURE3_ALL[2],
+        report(FIGURE3_ALL[3], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+    params:
+        real=_REAL_ARGS,
+        generated=_ALL_ARGS,
+        cmap=ANALYSIS["figure3"]["cmap"],
+        style=_PLOT["style"],
+        dpi=_PLOT["dpi"],
+        max_images=_MAX_IMAGES,
+    log:
+        LOGS / "analysis" / "average_images_all_models.log",
+    benchmark:
+        BENCH / "analysis" / "average_images_all_models.tsv"
 
 
 rule analysis_features:

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 PROJECT_DIR = Path(workflow.basedir)
 SCHEMA_DIR = PROJECT_DIR / "workflow" / "schemas"
-CONFIG_SECTIONS = ("simulation", "imaging", "training", "analysis")
+CONFIG_SECTIONS = ("simulation", "imaging", "training", "analysis", "fidelity")
 
 
 def _validate_section(data, schema_file, prefix):
@@ -85,6 +85,17 @@ BENCH = OUTDIR / "benchmarks"
 def out(*parts):
     """Path under outdir as a string (Snakemake wants strings)."""
     return str(OUTDIR.joinpath(*map(str, parts)))
+
+
+#: where the simulation's outputs live (pile-up library, Delphes chunks, generation records):
+#: `simulation_outdir`, or outdir when null. A profile that re-images the default run's events
+#: (workflow/profiles/correlated) points it at the default run's folder instead of simulating again.
+SIM_OUTDIR = Path(config.get("simulation_outdir") or config["outdir"])
+
+
+def sim_out(*parts):
+    """Path under the simulation's output folder as a string."""
+    return str(SIM_OUTDIR.joinpath(*map(str, parts)))
 
 
 wildcard_constraints:

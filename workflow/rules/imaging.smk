@@ -6,7 +6,15 @@
 # rule takes background/images.h5 (weights 1) as a reference input and the background is
 # imaged first. Without a configured background sample the signal keeps its event weights
 # and the CLI logs a warning.
+import shlex
+
 IMAGING = config["imaging"]
+
+
+def imaging_flags(section):
+    """`--key value` flags of `python -m imaging build` for every key of an imaging: section
+    (the schema's keys are the CLI's flags, so a new key needs no edit here)."""
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in section.items())
 
 
 def _delphes_chunks(wildcards):
@@ -14,8 +22,8 @@ def _delphes_chunks(wildcards):
     else the chunk files already on disk (none: the CLI stops with a clear error)."""
     if "delphes_chunks" in globals():
         return delphes_chunks(wildcards.sample)
-    found = glob_wildcards(out(wildcards.sample, "delphes", "chunk{i}.root")).i
-    return [out(wildcards.sample, "delphes", f"chunk{i}.root") for i in sorted(found, key=int)]
+    found = glob_wildcards(sim_out(wildcards.sample, "delphes", "chunk{i}.root")).i
+    return [sim_out(wildcards.sample, "delphes", f"chunk{i}.root") for i in sorted(found, key=int)]
 
 
 def _reweight_reference(wildcards):
@@ -42,17 +50,11 @@ rule build_images:
     conda:
         CONDA_ENV
     params:
-        c=IMAGING,
+        flags=imaging_flags(IMAGING),
         seed=SEED,
     shell:
         "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
-        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress"
-        " --npix {params.c[npix]} --radius {params.c[radius]} --quantity {params.c[quantity]}"
-        " --tower-shape {params.c[tower_shape]}"
-        " --muon-pt-min {params.c[muon_pt_min]} --muon-pt-max {params.c[muon_pt_max]}"
-        " --muon-abs-eta-max {params.c[muon_abs_eta_max]} --muons-per-event {params.c[muons_per_event]}"
-        " --reweight-pt-bins {params.c[reweight_pt_bins]} --use-event-weight {params.c[use_event_weight]}"
-        " --read-chunk-entries {params.c[read_chunk_entries]}"
+        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress {params.flags}"
         " > {log} 2>&1"
 
 

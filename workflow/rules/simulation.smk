@@ -17,7 +17,7 @@ _FILTER = SIM["muon_filter"]
 def delphes_chunks(sample):
     """Every Delphes chunk file of one sample (what imaging reads)."""
     n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
-    return [out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
+    return [sim_out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
 
 
 def simulation_targets():
@@ -38,7 +38,7 @@ def _kept_in_chunk(wildcards):
 _GEN_FLAGS = (
     "--sample {wildcards.sample} --chunk {wildcards.chunk} --n-kept {params.n_kept} --seed {params.seed}"
     " --muon-pt-min {params.pt_min} --muon-pt-max {params.pt_max} --muon-abs-eta-max {params.eta_max}"
-    " --batch-size {params.batch_size} {params.force}"
+    " --batch-size {params.batch_size} {params.force} {params.pthat}"
 )
 _GEN_PARAMS = dict(
     n_kept=_kept_in_chunk,
@@ -48,10 +48,19 @@ _GEN_PARAMS = dict(
     eta_max=_FILTER["abs_eta_max"],
     batch_size=SIM["batch_size"],
     force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
+    pthat=lambda wildcards: pthat_flag(wildcards.sample, SIM["pthat_min_gev"]),
 )
 
 
+def pthat_flag(sample, pthat_min_gev):
+    """`--pthat-min X` for the background when a threshold is configured (else the card's value)."""
+    return f"--pthat-min {pthat_min_gev}" if sample == "background" and pthat_min_gev is not None else ""
+
+
 if SIM["backend"] == "container":
+    if SIM["pthat_min_gev"] is not None:
+        raise WorkflowError("simulation.pthat_min_gev is a native-backend setting; with the container backend "
+                            "the b threshold is `ptb` in simulation/cards/madgraph/background_run.dat")
     if not (PROJECT_DIR / "workflow" / "rules" / "simulation_container.smk").exists():
         raise WorkflowError("simulation.backend: container is not implemented yet (issue 8); "
                             "use simulation.backend: native")
@@ -62,8 +71,8 @@ else:
 
     rule pileup_library:
         output:
-            library=out("pileup", "minbias.pileup"),
-            stats=out("pileup", "minbias.json"),
+            library=sim_out("pileup", "minbias.pileup"),
+            stats=sim_out("pileup", "minbias.json"),
         log:
             LOGS / "simulation" / "pileup_library.log",
         benchmark:
@@ -89,8 +98,8 @@ else:
                 pileup=rules.pileup_library.output.library,
                 card=SIM_CARD,
             output:
-                root=out("{sample}", "delphes", "chunk{chunk}.root"),
-                stats=out("{sample}", "generator", "chunk{chunk}.json"),
+                root=sim_out("{sample}", "delphes", "chunk{chunk}.root"),
+                stats=sim_out("{sample}", "generator", "chunk{chunk}.json"),
             log:
                 LOGS / "simulation" / "{sample}_chunk{chunk}.log",
             benchmark:
@@ -113,8 +122,8 @@ else:
 
         rule generate_chunk:
             output:
-                hepmc=temp(out("{sample}", "hepmc", "chunk{chunk}.hepmc")),
-                stats=out("{sample}", "generator", "chunk{chunk}.json"),
+                hepmc=temp(sim_out("{sample}", "hepmc", "chunk{chunk}.hepmc")),
+                stats=sim_out("{sample}", "generator", "chunk{chunk}.json"),
             log:
                 LOGS / "simulation" / "{sample}_chunk{chunk}_generate.log",
             benchmark:
@@ -138,7 +147,7 @@ else:
                 pileup=rules.pileup_library.output.library,
                 card=SIM_CARD,
             output:
-                out("{sample}", "delphes", "chunk{chunk}.root"),
+                sim_out("{sample}", "delphes", "chunk{chunk}.root"),
             log:
                 LOGS / "simulation" / "{sample}_chunk{chunk}_delphes.log",
             benchmark:
@@ -159,8 +168,9 @@ else:
                 " --out {output} > {log} 2>&1"
 
 
-# Not part of `all`: the background pT-hat threshold study behind cards/background.cmnd
-# (snakemake --cores 2 <outdir>/simulation/pthat_threshold.png).
+# Not part of `all`: the background pT-hat threshold study behind cards/background.cmnd, at
+# generator level (snakemake --cores 2 <outdir>/simulation/pthat_threshold.png); what the
+# thresholds do to the images is in the fidelity study (fidelity.smk, docs/fidelity.md).
 rule pthat_threshold_study:
     output:
         figure=out("simulation", "pthat_threshold.png"),
@@ -179,5 +189,5 @@ rule pthat_threshold_study:
         seed=SEED,
         force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
     shell:
-        "{PYTHON} -m simulation spectrum --pthat-min 5 10 --n-events 12000 6000 --seed {params.seed}"
+        "{PYTHON} -m simulation spectrum --pthat-min 5 10 15 20 --n-events 12000 --seed {params.seed}"
         " {params.force} --out {output.figure} --csv {output.table} > {log} 2>&1"

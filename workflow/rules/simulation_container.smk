@@ -40,14 +40,14 @@ def container_lhe_events(wildcards):
 
 
 def _work(*parts):
-    return out("{sample}", "container", "chunk{chunk}", *parts)
+    return sim_out("{sample}", "container", "chunk{chunk}", *parts)
 
 
 rule container_mg5_script:
     output:
-        out("{sample}", "madgraph", "gridpack.mg5"),
+        sim_out("{sample}", "madgraph", "gridpack.mg5"),
     params:
-        process_dir=out("{sample}", "madgraph", "process"),
+        process_dir=sim_out("{sample}", "madgraph", "process"),
         nb_core=_CT["gridpack_threads"],
     log:
         LOGS / "container_mg5_script" / "{sample}.log",
@@ -62,9 +62,9 @@ rule container_mg5_gridpack:
         cards=lambda w: [str(PROJECT_DIR / "simulation" / "cards" / "madgraph" / f"{w.sample}_{kind}.dat")
                          for kind in ("proc", "run")],
     output:
-        out("{sample}", "madgraph", "gridpack.tar.gz"),
+        sim_out("{sample}", "madgraph", "gridpack.tar.gz"),
     params:
-        process_dir=out("{sample}", "madgraph", "process"),
+        process_dir=sim_out("{sample}", "madgraph", "process"),
         mg5=_CT["mg5"],
     log:
         LOGS / "container_mg5_gridpack" / "{sample}.log",
@@ -85,7 +85,7 @@ rule container_lhe:
     input:
         rules.container_mg5_gridpack.output,
     output:
-        temp(out("{sample}", "madgraph", "chunk{chunk}.lhe.gz")),
+        temp(sim_out("{sample}", "madgraph", "chunk{chunk}.lhe.gz")),
     params:
         n_events=container_lhe_events,
         seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "madgraph"),
@@ -123,7 +123,7 @@ rule container_shower_card:
 rule container_delphes_card:
     input:
         card=SIM_CARD,
-        pileup=out("pileup", "minbias.pileup"),
+        pileup=sim_out("pileup", "minbias.pileup"),
     output:
         _work("delphes.tcl"),
     params:
@@ -141,10 +141,10 @@ rule container_shower_delphes:
         lhe=rules.container_lhe.output,
         cmnd=rules.container_shower_card.output,
         card=rules.container_delphes_card.output,
-        pileup=out("pileup", "minbias.pileup"),
+        pileup=sim_out("pileup", "minbias.pileup"),
     output:
-        root=out("{sample}", "delphes", "chunk{chunk}.root"),
-        counts=out("{sample}", "generator", "chunk{chunk}.json"),
+        root=sim_out("{sample}", "delphes", "chunk{chunk}.root"),
+        counts=sim_out("{sample}", "generator", "chunk{chunk}.json"),
     params:
         shower=_CT["shower_command"],
         delphes=os.path.join(_CT["delphes_bin"], "DelphesHepMC2"),
@@ -169,7 +169,7 @@ rule container_shower_delphes:
 
 rule container_minbias_hepmc:
     output:
-        temp(out("pileup", "minbias.hepmc")),
+        temp(sim_out("pileup", "minbias.hepmc")),
     params:
         n_events=_SIM["pileup_events"],
         seed=derive_seed(SEED, "minbias", 0, "pythia"),
@@ -194,7 +194,7 @@ rule container_pileup_library:
     input:
         rules.container_minbias_hepmc.output,
     output:
-        out("pileup", "minbias.pileup"),
+        sim_out("pileup", "minbias.pileup"),
     params:
         hepmc2pileup=os.path.join(_CT["delphes_bin"], "hepmc2pileup"),
     log:
