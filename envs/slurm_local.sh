@@ -244,6 +244,10 @@ cmd_start() {
     install_packages
     check_ours "$CONF_DIR/slurm.conf"
     check_ours "$CONF_DIR/slurmdbd.conf"
+    local name
+    for name in "${DAEMONS[@]}"; do  # before starting anything: every port we will need is free
+        running_pid "$name" >/dev/null || check_port_free "$name"
+    done
     install -d -m 0755 "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
     start_munged
     munge -n | unmunge >/dev/null 2>&1 || die "munge does not work (munge -n | unmunge failed); see /var/log/munge/munged.log"
