@@ -47,16 +47,23 @@ TINY_CONFIG = {
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 1500,
-              popen: bool = False):
-    """Run the project's Snakefile in `workdir` with `config` as --configfile."""
+              popen: bool = False, env: dict | None = None, kill_after: float | None = None):
+    """Run the project's Snakefile in `workdir` with `config` as --configfile.
+
+    `kill_after`: run under `timeout -k kill_after timeout` (SIGTERM, then SIGKILL), for
+    executors that may ignore SIGTERM (the SLURM plugin can wait forever).
+    """
     cfg = workdir / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(config or TINY_CONFIG))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_DIR / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(cfg), "--cores", "2", *args]
+    if kill_after is not None:
+        cmd = ["timeout", "-k", str(kill_after), str(timeout), *cmd]
+        timeout += kill_after + 30
     if popen:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+                                start_new_session=True, env=env, cwd=workdir)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
 
 
 def _weights(record: dict) -> dict:

@@ -79,7 +79,7 @@ else:
             BENCH / "simulation" / "pileup_library.tsv"
         threads: 1  # Pythia streams into hepmc2pileup, which takes little CPU
         resources:
-            mem_mb=2000,
+            mem_mb=4000,
             runtime=60,
         conda:
             CONDA_ENV
@@ -106,7 +106,7 @@ else:
                 BENCH / "simulation" / "{sample}_chunk{chunk}.tsv"
             threads: 1  # Pythia and Delphes stream through a pipe; Delphes mostly waits (see report)
             resources:
-                mem_mb=2000,
+                mem_mb=3000,  # Pythia + Delphes with the pile-up library (paper scale: 2,500 events, 4-9 CPU-min)
                 runtime=120,
             conda:
                 CONDA_ENV

@@ -72,7 +72,7 @@ rule container_mg5_gridpack:
         BENCH / "container_mg5_gridpack" / "{sample}.tsv"
     threads: _CT["gridpack_threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=max(8000, 1000 * _CT["gridpack_threads"]),  # 16 GB for the paper's 16 threads (compile + integrate)
         runtime=240,
     container:
         CONTAINER_IMAGE
@@ -157,7 +157,7 @@ rule container_shower_delphes:
         BENCH / "container_shower_delphes" / "{sample}_chunk{chunk}.tsv"
     threads: 2  # Pythia and Delphes run side by side through a pipe
     resources:
-        mem_mb=3000,
+        mem_mb=4000,
         runtime=240,
     container:
         CONTAINER_IMAGE
@@ -203,7 +203,7 @@ rule container_pileup_library:
         BENCH / "container_pileup_library.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
         runtime=60,
     container:
         CONTAINER_IMAGE
