@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import uproot
-from matplotlib.colors import LogNorm
+from matplotlib.colors import Normalize
 
 from imaging.h5schema import ImageSet
 from model.baseline import MODEL_NAME as BASELINE, sample_independent_pixels
@@ -192,7 +192,7 @@ def fidelity_table(records: Sequence[dict[str, Any]], csv_path: str | Path, md_p
 
 def plot_fidelity_averages(records: Sequence[dict[str, Any]], radius: float, outputs: Sequence[str | Path], *,
                            style: str = "CMS", cmap: str = "viridis", dpi: int = 120) -> None:
-    """Average images: one row per (card, pT-hat), one column per (class, rendering); log scale per class."""
+    """Average images: one row per (card, pT-hat), one column per (class, rendering); one linear scale per class."""
     use_style(style)
     rows = list(dict.fromkeys((r.get("card", r["variant"]), r.get("pthat_min_gev")) for r in records))
     shapes = list(dict.fromkeys(r.get("tower_shape", "") for r in records))
@@ -207,7 +207,7 @@ def plot_fidelity_averages(records: Sequence[dict[str, Any]], radius: float, out
         positive = stack[stack > 0]
         if positive.size == 0:
             raise AnalysisError(f"fidelity figure: every average pixel of {sample} is zero")
-        norms[sample] = LogNorm(vmin=float(positive.max()) * 1e-3, vmax=float(positive.max()))
+        norms[sample] = Normalize(vmin=0.0, vmax=float(positive.max()))
     images = {}
     for i, (card, pthat) in enumerate(rows):
         for j, (sample, shape) in enumerate(cols):
