@@ -7,6 +7,11 @@ For each sample it generates `--kept` filtered events twice over the same seed:
                   then DelphesHepMC2 at mu = 50 on that file (child CPU time);
   pipe transport: the same chunk streamed into Delphes (process + child CPU time, wall).
 Delphes is also run once at mu = 0 to separate pile-up from the hard event's cost.
+`--stages N` first splits Pythia's CPU per generated event into its steps on N events of each
+sample (docs/simulation_throughput.md): parton level (hard process + MPI + ISR/FSR, run with
+HadronLevel:all = off), hadronisation + decays (forceHadronLevel on the same events), the
+awkward conversion that nextBatch adds (nextBatch vs next on the same seed), and what a Python
+scan of the parton-level record (what a pre-hadronisation veto would have to do) costs.
 Times are CPU seconds (user + system) so other jobs on a shared machine inflate them less
 than wall time; init costs (Pythia, Delphes card) are reported separately.
 """
@@ -28,6 +33,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from simulation.chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe  # noqa: E402
 from simulation.pileup import make_pileup_library, reuse_factor  # noqa: E402
+from simulation.pythia_setup import make_pythia, process_cards  # noqa: E402
 from simulation.seeds import derive_seed  # noqa: E402
 
 
@@ -52,15 +58,57 @@ def delphes_init_cpu(det: DetectorSpec, hepmc_one: Path, out: Path, seed: int) -
     return timed_delphes(hepmc_one, det, out, seed, 1)
 
 
+def pythia_stages(sample: str, n_events: int, seed: int) -> dict[str, float]:
+    """CPU ms per generated event of each Pythia step (see the module docstring); `n_events` a multiple of 100."""
+    cards = process_cards(sample)
+    out: dict[str, float] = {}
+    py = make_pythia(cards, seed, ["HadronLevel:all = off"])
+    parton = hadron = 0.0
+    for _ in range(n_events):
+        c0 = self_cpu()
+        py.next()
+        c1 = self_cpu()
+        py.forceHadronLevel()
+        parton, hadron = parton + c1 - c0, hadron + self_cpu() - c1
+    out["parton level (hard process, MPI, ISR, FSR)"] = parton
+    out["hadronisation + decays (forceHadronLevel)"] = hadron
+    for how in ("next", "nextBatch"):
+        py = make_pythia(cards, seed)
+        c0 = self_cpu()
+        if how == "next":
+            for _ in range(n_events):
+                py.next()
+        else:
+            for _ in range(n_events // 100):
+                py.nextBatch(100)
+        out[f"whole event, {how}"] = self_cpu() - c0
+    out["nextBatch conversion to awkward (difference)"] = out["whole event, nextBatch"] - out["whole event, next"]
+    py = make_pythia(cards, seed, ["HadronLevel:all = off"])
+    scan = 0.0
+    for _ in range(n_events):
+        py.next()
+        c0 = self_cpu()
+        ev = py.event
+        heavy = [i for i in range(ev.size()) if ev[i].idAbs() in (4, 5, 13)]  # noqa: F841
+        scan += self_cpu() - c0
+    out["Python scan of the parton-level record (per event)"] = scan
+    return {k: 1e3 * v / n_events for k, v in out.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kept", type=int, default=200, help="kept events per sample (default 200)")
     ap.add_argument("--pileup-events", type=int, default=1000, help="pile-up library size to time (default 1000)")
     ap.add_argument("--seed", type=int, default=20191214)
     ap.add_argument("--samples", nargs="+", default=["signal", "background"])
+    ap.add_argument("--stages", type=int, default=0, metavar="N",
+                    help="also profile Pythia's steps on N generated events per sample (multiple of 100; 0: skip)")
     args = ap.parse_args()
 
     rows: list[tuple[str, str, str]] = []
+    for sample in args.samples if args.stages else ():
+        for what, ms_per_event in pythia_stages(sample, args.stages, derive_seed(args.seed, sample, 0, "pythia")).items():
+            rows.append((sample, f"Pythia step: {what}, ms / generated", f"{ms_per_event:.2f}"))
     with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp_s:
         tmp = Path(tmp_s)
         lib = tmp / "minbias.pileup"
