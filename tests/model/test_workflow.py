@@ -22,6 +22,7 @@ def test_dry_run_plans_training_sampling_and_baseline(tmp_path):
     config["outdir"] = str(tmp_path / "results")
     config["samples"] = ["background"]
     config["training"]["models"] = {"fc_a": {"arch": "fc", "epochs": 2}, "deconv_b": {"arch": "deconv", "objective": "paper"}}
+    config["training"]["run"] = None  # every configured model (config.yaml's `run` picks four)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     images = tmp_path / "results" / "background" / "images.h5"
     images.parent.mkdir(parents=True)
