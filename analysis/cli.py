@@ -12,7 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from imaging.h5schema import ImageFileError
-from imaging.provenance import atomic_output, file_digest, provenance
+from common import cli
+from common.provenance import atomic_output, file_digest, provenance
 
 from .classifier import ClassifierSettings
 from .errors import AnalysisError
@@ -232,7 +233,7 @@ def _multi_inputs(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    cli.add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("metrics", help="all metrics of one (sample, model) pair -> JSON record")
@@ -316,15 +317,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    try:
-        args.func(args)
-    except (AnalysisError, ImageFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; a known error (AnalysisError, ImageFileError, ...) prints `error: ...` and returns 2."""
+    return cli.main(build_parser(), argv)

@@ -20,6 +20,7 @@ import numpy as np
 import uproot
 from matplotlib.colors import LogNorm
 
+from common.seeds import pair_seed
 from imaging.h5schema import ImageSet
 from model.baseline import MODEL_NAME as BASELINE, sample_independent_pixels
 from model.data import load_training_data
@@ -30,7 +31,7 @@ from .figure_isolation import SAMPLE_TITLES, weighted_quantile
 from .geometry import delta_r_map
 from .inputs import Images, load_images
 from .isolation import cone_et, isolation
-from .metrics import MetricSettings, pair_metrics, pair_seed
+from .metrics import MetricSettings, pair_metrics
 from .style import save_figure, use_style
 from .tables import markdown_table, write_csv, write_text
 

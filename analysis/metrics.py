@@ -9,11 +9,12 @@ the generated file's `family` and `train_time_s` attributes copied for the resul
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from common.seeds import pair_seed
 
 from .classifier import ClassifierSettings, classifier_auc
 from .correlation import correlation_difference, correlation_noise_floor, pixel_correlation
@@ -58,11 +59,6 @@ def generated_info(generated: Images) -> dict[str, Any]:
         if not (np.isfinite(seconds) and seconds >= 0):
             raise AnalysisError(f"{generated.path}: attribute train_time_s={seconds} must be finite and >= 0")
     return {"family": family, "train_time_s": seconds}
-
-
-def pair_seed(seed: int, sample: str, model: str) -> int:
-    """Seed of the (sample, model) random stream, derived from the master seed (stable across runs)."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(sample.encode()), zlib.crc32(model.encode())]).generate_state(1)[0])
 
 
 def _features(images: Images, cone: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:

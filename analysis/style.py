@@ -11,7 +11,7 @@ from typing import Sequence  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 
-from imaging.provenance import atomic_output  # noqa: E402
+from common.provenance import atomic_output  # noqa: E402
 
 from .errors import AnalysisError  # noqa: E402
 

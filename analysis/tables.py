@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
 
 from .errors import AnalysisError
 

@@ -18,7 +18,7 @@ from .config import ImagingConfig
 from .errors import ImagingError
 from .h5schema import ImageFileError, read_image_file, write_image_file
 from .pixelise import make_cell_images, make_images
-from .provenance import file_digest, provenance
+from common.provenance import file_digest, provenance
 from .reader import EventChunk, iter_input_chunks, open_inputs
 from .reweight import ReweightResult, reweight_to_reference
 from .selection import SelectedMuons, select_muons

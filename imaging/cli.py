@@ -8,10 +8,11 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
+from common import cli
+
 from .build import build_images, write_images
 from .config import MUONS_PER_EVENT, QUANTITY_BRANCHES, TOWER_SHAPES, ImagingConfig
-from .errors import ImagingError
-from .h5schema import ImageFileError, read_image_file
+from .h5schema import read_image_file
 
 log = logging.getLogger("imaging")
 
@@ -75,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=None, help="master seed of the run (recorded; imaging is not random)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(b)
+    b.set_defaults(func=_cmd_build)
     i = sub.add_parser("info", help="print the statistics and geometry of an images.h5",
                        description="Print an images.h5 file's statistics, geometry and provenance summary.")
     i.add_argument("path", metavar="H5", help="images.h5 file")
+    i.set_defaults(func=_cmd_info)
     return parser
 
 
@@ -113,12 +116,4 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; known errors print `error: ...` and return 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        {"build": _cmd_build, "info": _cmd_info}[args.command](args)
-    except (ImagingError, ImageFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), argv)

@@ -22,7 +22,8 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-from .provenance import atomic_output
+from common.errors import StageError
+from common.provenance import atomic_output
 
 MUON_FIELDS = ("pt", "eta", "phi", "charge")
 #: HDF5 filter of /images. Images are ~99.6% zeros: gzip level 1 without byte shuffling writes
@@ -32,7 +33,7 @@ IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": Fa
 SCHEMA_VERSION = 1
 
 
-class ImageFileError(ValueError):
+class ImageFileError(StageError, ValueError):
     """An images.h5 file is missing, malformed or does not match the contract."""
 
 

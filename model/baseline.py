@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imaging.h5schema import write_image_file
-from imaging.provenance import provenance
+from common.provenance import provenance
 
 from .data import TrainingData, load_training_data
 from .errors import ModelError

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from imaging.provenance import config_digest
+from common import cli
+from common.provenance import config_digest
 
 from .errors import ModelError
 
@@ -38,7 +39,7 @@ def _settings_json(text: str | None) -> dict:
 def cmd_train(args: argparse.Namespace) -> None:
     from .config import TrainConfig
     from .data import load_training_data
-    from .seeding import derive_seed
+    from common.seeds import derive_seed
     from .training import save_model, train, write_log_csv
 
     settings = _settings_json(args.settings)
@@ -74,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from .families import model_family, sample_family_to_file
     from .sampling import sample_to_file
-    from .seeding import derive_seed
+    from common.seeds import derive_seed
 
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
     # gan/vae model files sample through model/families.py; the paper's decoupled ones as before
@@ -87,7 +88,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> None:
     from .baseline import MODEL_NAME, baseline_to_file
-    from .seeding import derive_seed
+    from common.seeds import derive_seed
 
     seed = derive_seed(args.seed, "sample", args.sample or "", MODEL_NAME)
     path = baseline_to_file(args.input, args.out, n=args.n, seed=seed, progress=not args.no_progress)
@@ -169,12 +170,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a ModelError prints `error: <message>` and returns 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _set_threads(args.threads)
-    try:
-        args.func(args)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), argv, before=lambda args: _set_threads(args.threads))

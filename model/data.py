@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from imaging.h5schema import ImageFileError, read_image_file
-from imaging.provenance import file_digest
+from common.provenance import file_digest
 
 from .errors import ModelError
 

@@ -27,10 +27,10 @@ from torch import nn
 from tqdm import tqdm
 
 from imaging.h5schema import write_image_file
-from imaging.provenance import atomic_output, file_digest, provenance
+from common.provenance import atomic_output, file_digest, provenance
 
 from .errors import ModelError
-from .seeding import derive_seed
+from common.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 

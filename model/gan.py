@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from .errors import ModelError
 from .families import TIMING_COLUMNS, FamilyResult, run_epochs
-from .seeding import derive_seed
+from common.seeds import derive_seed
 
 MODEL_FORMAT = "sparse-muon-gan-model/1"
 OBJECTIVE = "adversarial"  # recorded as the `objective` attribute of generated files

@@ -17,13 +17,13 @@ import torch
 from tqdm import tqdm
 
 from imaging.h5schema import ImageFileError, read_image_file, write_image_file
-from imaging.provenance import file_digest, provenance
+from common.provenance import file_digest, provenance
 
 from .device import resolve_device
 from .errors import ModelError
 from .generators import Generator
 from .likelihoods import NonZeroLikelihood
-from .seeding import derive_seed
+from common.seeds import derive_seed
 from .training import load_model
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging.h5schema import write_image_file
-from imaging.provenance import provenance
+from common.provenance import provenance
 
 
 def synthetic_images(

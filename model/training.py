@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from imaging.provenance import atomic_output, provenance
+from common.provenance import atomic_output, provenance
 
 from .config import TrainConfig
 from .data import TrainingData
@@ -34,7 +34,7 @@ from .objectives import (
     bound_objective, conditional_log_likelihood_matrix, get_objective, log_likelihood_matrix, marginal_kl,
     paper_objective, weighted_loss,
 )
-from .seeding import derive_seed
+from common.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from .errors import ModelError
 from .families import TIMING_COLUMNS, FamilyResult, run_epochs
 from .generators import Generator, GeneratorSpec, build_generator
 from .likelihoods import NonZeroLikelihood, build_likelihood
-from .seeding import derive_seed
+from common.seeds import derive_seed
 
 MODEL_FORMAT = "sparse-muon-vae-model/1"
 OBJECTIVE = "elbo"  # recorded as the `objective` attribute of generated files

@@ -16,8 +16,16 @@ import logging
 import sys
 from pathlib import Path
 
+from common import cli
+from common.provenance import atomic_output, provenance
+from common.seeds import chunk_seed
+
+from .chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe
+from .delphes import DEFAULT_CARD, render_card
 from .errors import SimulationError
 from .muon_filter import MuonWindow
+from .pileup import make_pileup_library
+from .spectrum import pthat_study
 
 log = logging.getLogger("simulation")
 
@@ -39,16 +47,12 @@ def _add_chunk_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
-    from .delphes import DEFAULT_CARD
-
     p.add_argument("--pileup", type=Path, required=True, help="Delphes .pileup library")
     p.add_argument("--mean-pileup", type=float, default=50.0, help="mean number of pile-up interactions (default 50)")
     p.add_argument("--card", type=Path, default=DEFAULT_CARD, help="Delphes card (default: the project's trimmed CMS pile-up card, 1-sigma thresholds)")
 
 
-def _chunk_spec(a: argparse.Namespace):
-    from .chunk import ChunkSpec
-
+def _chunk_spec(a: argparse.Namespace) -> ChunkSpec:
     return ChunkSpec(sample=a.sample, chunk=a.chunk, n_kept=a.n_kept, master_seed=a.seed,
                      window=MuonWindow(a.muon_pt_min, a.muon_pt_max, a.muon_abs_eta_max),
                      force_muonic_b_decays=not a.no_force_b_muonic, batch_size=a.batch_size,
@@ -56,35 +60,23 @@ def _chunk_spec(a: argparse.Namespace):
 
 
 def cmd_pileup(a: argparse.Namespace) -> None:
-    from .pileup import make_pileup_library
-    from .seeds import derive_seed
-
-    seed = derive_seed(a.seed, "minbias", 0, "pythia")
+    seed = chunk_seed(a.seed, "minbias", 0, "pythia")
     stats = make_pileup_library(a.out, a.n_events, seed, batch_size=a.batch_size)
     if a.stats:
-        from imaging.provenance import atomic_output, provenance
-
         with atomic_output(a.stats) as tmp:
             tmp.write_text(json.dumps(provenance(None, master_seed=a.seed, pythia_seed=seed,
                                                  generation=stats.to_dict()), indent=1, sort_keys=True))
 
 
 def cmd_chunk(a: argparse.Namespace) -> None:
-    from .chunk import DetectorSpec, run_chunk_pipe
-
     run_chunk_pipe(_chunk_spec(a), DetectorSpec(a.pileup, a.mean_pileup, a.card), a.out, a.stats)
 
 
 def cmd_generate(a: argparse.Namespace) -> None:
-    from .chunk import generate_to_file
-
     generate_to_file(_chunk_spec(a), a.out, a.stats)
 
 
 def cmd_delphes(a: argparse.Namespace) -> None:
-    from .chunk import DetectorSpec, delphes_from_file
-    from .seeds import derive_seed
-
     expected, record = None, None
     if a.stats:
         try:
@@ -93,26 +85,22 @@ def cmd_delphes(a: argparse.Namespace) -> None:
         except (OSError, ValueError, KeyError) as exc:
             raise SimulationError(f"{a.sample} chunk {a.chunk}: cannot read kept count from {a.stats} ({exc})") from None
     delphes_from_file(a.input, DetectorSpec(a.pileup, a.mean_pileup, a.card), a.out,
-                      f"{a.sample} chunk {a.chunk}", derive_seed(a.seed, a.sample, a.chunk, "delphes"), expected,
+                      f"{a.sample} chunk {a.chunk}", chunk_seed(a.seed, a.sample, a.chunk, "delphes"), expected,
                       metadata=record)
 
 
 def cmd_card(a: argparse.Namespace) -> None:
-    from .delphes import render_card
-
     sys.stdout.write(render_card(a.card, a.pileup, a.mean_pileup, a.random_seed))
 
 
 def cmd_spectrum(a: argparse.Namespace) -> None:
-    from .spectrum import pthat_study
-
     pthat_study(a.pthat_min, a.n_events, a.seed, a.out, a.csv, force_muonic_b_decays=not a.no_force_b_muonic)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simulation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    cli.add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pileup", help="minimum-bias pile-up library (Pythia SoftQCD -> hepmc2pileup)")
@@ -162,15 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        args.func(args)
-    except SimulationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; a SimulationError prints `error: <message>` and returns 2."""
+    return cli.main(build_parser(), argv)
 
 
 if __name__ == "__main__":

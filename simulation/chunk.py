@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaging.provenance import atomic_output, provenance
+from common.provenance import atomic_output, provenance
 
 from .delphes import DEFAULT_CARD, delphes_run, pileup_entries, render_card
 from .errors import SimulationError
 from .generation import GenerationStats, generate_chunk
 from .hepmc_writer import HepMC2Sink
 from .muon_filter import MuonWindow
-from .seeds import derive_seed
+from common.seeds import chunk_seed
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,11 @@ class ChunkSpec:
 
     @property
     def pythia_seed(self) -> int:
-        return derive_seed(self.master_seed, self.sample, self.chunk, "pythia")
+        return chunk_seed(self.master_seed, self.sample, self.chunk, "pythia")
 
     @property
     def delphes_seed(self) -> int:
-        return derive_seed(self.master_seed, self.sample, self.chunk, "delphes")
+        return chunk_seed(self.master_seed, self.sample, self.chunk, "delphes")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
 
 from .errors import SimulationError
 

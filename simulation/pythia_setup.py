@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SimulationError
-from .seeds import PYTHIA_SEED_MAX
+from common.seeds import PYTHIA_SEED_MAX
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ import awkward as ak
 import numpy as np
 from tqdm import tqdm
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
 
 from .errors import SimulationError
 from .muon_filter import final_muons
 from .pythia_setup import cross_section_mb, make_pythia, process_cards
-from .seeds import derive_seed
+from common.seeds import chunk_seed
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def pthat_study(thresholds: Sequence[float], n_events: Sequence[int], master_see
         n_events = list(n_events) * len(thresholds)
     if len(n_events) != len(thresholds):
         raise SimulationError("--n-events takes one value or one per --pthat-min")
-    results = [muon_pt_spectrum(t, n, derive_seed(master_seed, "background", i, f"pthat{t:g}"), force_muonic_b_decays)
+    results = [muon_pt_spectrum(t, n, chunk_seed(master_seed, "background", i, f"pthat{t:g}"), force_muonic_b_decays)
                for i, (t, n) in enumerate(zip(thresholds, n_events))]
     dsig, err = [r[0] for r in results], [r[1] for r in results]
     ratios = window_ratio(dsig, err)

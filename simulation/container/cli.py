@@ -6,13 +6,15 @@ import logging
 import sys
 from pathlib import Path
 
+from common import cli
+from common.provenance import atomic_output
 from simulation.container import cards
-from simulation.container.errors import ContainerCardError
+from simulation.container.shower import shower
+from simulation.generation import generate_chunk
+from simulation.hepmc_writer import HepMC2Sink
 
 
 def _write(path: Path, text: str) -> None:
-    from imaging.provenance import atomic_output
-
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     logging.getLogger(__name__).info("wrote %s", path)
@@ -40,16 +42,10 @@ def _check_cards(args: argparse.Namespace) -> None:
 
 
 def _shower(args: argparse.Namespace) -> None:
-    from simulation.container.shower import shower
-
     shower(args.card)
 
 
 def _minbias_hepmc(args: argparse.Namespace) -> None:
-    from imaging.provenance import atomic_output
-    from simulation.generation import generate_chunk
-    from simulation.hepmc_writer import HepMC2Sink
-
     with atomic_output(args.out) as tmp:
         sink = HepMC2Sink(tmp)
         try:
@@ -105,12 +101,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ContainerCardError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; a ContainerCardError (a SimulationError) prints `error: <message>` and returns 2."""
+    return cli.main(build_parser(), argv)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from simulation.chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe  # noqa: E402
 from simulation.pileup import make_pileup_library, reuse_factor  # noqa: E402
-from simulation.seeds import derive_seed  # noqa: E402
+from common.seeds import chunk_seed  # noqa: E402
 
 
 def children_cpu() -> float:
@@ -65,7 +65,7 @@ def main() -> None:
         tmp = Path(tmp_s)
         lib = tmp / "minbias.pileup"
         c0, w0 = self_cpu() + children_cpu(), time.perf_counter()
-        st = make_pileup_library(lib, args.pileup_events, derive_seed(args.seed, "minbias", 0, "pythia"))
+        st = make_pileup_library(lib, args.pileup_events, chunk_seed(args.seed, "minbias", 0, "pythia"))
         pu_cpu, pu_wall = self_cpu() + children_cpu() - c0, time.perf_counter() - w0
         gen_s = st.seconds["pythia"] + st.seconds["hepmc"]
         rows.append(("pile-up library", "Pythia SoftQCD + HepMC2 + hepmc2pileup, per event",

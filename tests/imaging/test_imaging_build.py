@@ -12,7 +12,7 @@ import pytest
 from imaging import ImagingConfig, build_images, write_images
 from imaging.build import input_digest
 from imaging.h5schema import read_image_file
-from imaging.provenance import config_digest, file_digest
+from common.provenance import config_digest, file_digest
 from imaging.synthetic import random_delphes_events
 
 from imaging_cases import PROJECT_DIR

@@ -6,12 +6,12 @@
 #
 # Same outputs, chunks and seeds as the native rules (simulation.smk): the pile-up library
 # {outdir}/pileup/minbias.pileup and {outdir}/{sample}/delphes/chunk{i}.root (tree Delphes,
-# same Delphes card). Seeds: derive_seed(seed, sample, chunk, stream), stream "madgraph" for
+# same Delphes card). Seeds: chunk_seed(seed, sample, chunk, stream), stream "madgraph" for
 # the gridpack's run.sh, "pythia" for the shower, "delphes" for Delphes (as native).
 # Included by simulation.smk when simulation.backend == "container" (uses its SIM_CARD,
 # _kept_in_chunk and simulation_targets). Rules hold no logic:
 # each calls a script or CLI of simulation/container/ (see envs/containers.md).
-from simulation.seeds import derive_seed
+from common.seeds import chunk_seed
 
 _SIM = config["simulation"]
 # simulation.container is checked here (defaults filled in) against the container backend's
@@ -88,7 +88,7 @@ rule container_lhe:
         temp(sim_out("{sample}", "madgraph", "chunk{chunk}.lhe.gz")),
     params:
         n_events=container_lhe_events,
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "madgraph"),
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "madgraph"),
     log:
         LOGS / "container_lhe" / "{sample}_chunk{chunk}.log",
     benchmark:
@@ -110,7 +110,7 @@ rule container_shower_card:
         _work("shower.cmnd"),
     params:
         n_events=container_lhe_events,
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "pythia"),
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "pythia"),
         force=lambda w: "--force-muonic-b-decays" if _SIM["force_muonic_b_decays"] else "--no-force-muonic-b-decays",
     log:
         LOGS / "container_shower_card" / "{sample}_chunk{chunk}.log",
@@ -127,7 +127,7 @@ rule container_delphes_card:
     output:
         _work("delphes.tcl"),
     params:
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "delphes"),
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "delphes"),
         mean_pileup=_SIM["mean_pileup"],
     log:
         LOGS / "container_delphes_card" / "{sample}_chunk{chunk}.log",
@@ -172,7 +172,7 @@ rule container_minbias_hepmc:
         temp(sim_out("pileup", "minbias.hepmc")),
     params:
         n_events=_SIM["pileup_events"],
-        seed=derive_seed(SEED, "minbias", 0, "pythia"),
+        seed=chunk_seed(SEED, "minbias", 0, "pythia"),
     log:
         LOGS / "container_minbias_hepmc.log",
     benchmark:
