@@ -11,8 +11,16 @@ import torch
 
 from common import cli
 from common.provenance import config_digest
+from common.seeds import derive_seed
 
+from .baseline import MODEL_NAME, baseline_to_file
+from .config import TrainConfig
+from .data import load_training_data
 from .errors import ModelError
+from .families import train_and_save
+from .likelihoods import LIKELIHOODS
+from .sampling import sample_to_file
+from .synthetic import write_synthetic_file
 
 log = logging.getLogger("model")
 
@@ -37,11 +45,6 @@ def _settings_json(text: str | None) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import TrainConfig
-    from .data import load_training_data
-    from common.seeds import derive_seed
-    from .training import save_model, train, write_log_csv
-
     settings = _settings_json(args.settings)
     # explicit flags win over --settings; what neither gives takes TrainConfig's default
     settings.update({k: v for k, v in (
@@ -54,58 +57,33 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = load_training_data(args.input, max_images=args.max_images)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
-    if cfg.family != "decoupled":  # comparison families (gan, vae): model/families.py, same files and seeds
-        from .families import train_and_save
-
-        train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),
-                       progress=not args.no_progress, extra={
-                           "master_seed": args.seed, "model_name": args.model_name,
-                           "training_images": str(args.input), "settings_digest": config_digest(cfg.to_dict())})
-        log.info("wrote %s", out)
-        return
-    result = train(data, cfg, ckpt_dir, progress=not args.no_progress)
-    write_log_csv(args.log_csv or out.with_name("train_log.csv"), result.log_rows)
-    save_model(out, result, data, extra={
-        "master_seed": args.seed, "model_name": args.model_name, "training_images": str(args.input),
-        "settings_digest": config_digest(cfg.to_dict()),
-    })
+    train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),
+                   progress=not args.no_progress, extra={
+                       "master_seed": args.seed, "model_name": args.model_name, "training_images": str(args.input),
+                       "settings_digest": config_digest(cfg.to_dict())})
     log.info("wrote %s", out)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from .families import model_family, sample_family_to_file
-    from .sampling import sample_to_file
-    from common.seeds import derive_seed
-
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
-    # gan/vae model files sample through model/families.py; the paper's decoupled ones as before
-    sample = sample_to_file if model_family(args.model) == "decoupled" else sample_family_to_file
-    path = sample(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
+    path = sample_to_file(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
                   device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
                   real=args.real)
     log.info("wrote %s", path)
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from .baseline import MODEL_NAME, baseline_to_file
-    from common.seeds import derive_seed
-
     seed = derive_seed(args.seed, "sample", args.sample or "", MODEL_NAME)
     path = baseline_to_file(args.input, args.out, n=args.n, seed=seed, progress=not args.no_progress)
     log.info("wrote %s", path)
 
 
 def cmd_synthetic(args: argparse.Namespace) -> None:
-    from .synthetic import write_synthetic_file
-
     path = write_synthetic_file(args.out, args.n, npix=args.npix, seed=args.seed, sample=args.sample or "signal")
     log.info("wrote %s (%d synthetic images)", path, args.n)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import TrainConfig
-    from .likelihoods import LIKELIHOODS
-
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m model", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)

@@ -11,6 +11,9 @@ from .objectives import OBJECTIVES
 
 #: settings that may change between a checkpoint and its resumption (more epochs, other device)
 NOT_IN_RESUME_KEY = ("epochs", "device")
+#: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
+#: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
+FAMILIES = ("decoupled", "gan", "vae")
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,12 @@ class TrainConfig:
     marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    family: str = "decoupled"  # decoupled (paper) | gan (LAGAN-style, model/gan.py) | vae (sparse VAE, model/vae.py)
+    family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style, model/gan.py) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
-        from .families import FAMILIES
-
         if self.family not in FAMILIES:
             raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
         if int(self.gan_critic_steps) < 1:

@@ -17,7 +17,7 @@ from model.cli import main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
 from model.errors import ModelError
-from model.families import load_family_model, model_family, train_family
+from model.families import load_model, model_family, train
 
 TINY = TrainConfig(family="gan", arch="fc", width=32, noise_dim=8, epochs=3, batch_size=64, lr=2e-3, seed=5,
                    device="cpu")
@@ -105,10 +105,10 @@ def test_bad_gan_settings_are_clear_errors(pattern_data):
     with pytest.raises(ModelError, match="gan_critic_steps"):
         TrainConfig.from_mapping({"family": "gan", "gan_critic_steps": 0})
     with pytest.raises(ModelError, match="one architecture"):
-        train_family(pattern_data, dataclasses.replace(TINY, arch="deconv"), None, progress=False)
+        train(pattern_data, dataclasses.replace(TINY, arch="deconv"), None, progress=False)
     odd = training_data_from_arrays(np.pad(pattern_images(20), ((0, 0), (0, 2), (0, 2))))
     with pytest.raises(ModelError, match="divisible by 8"):
-        train_family(odd, TINY, None, progress=False)
+        train(odd, TINY, None, progress=False)
     if "conditional" in {f.name for f in dataclasses.fields(TrainConfig)}:
         with pytest.raises(ModelError, match="conditional"):
             TrainConfig.from_mapping({"family": "gan", "conditional": True})
@@ -120,16 +120,16 @@ def _state(result):
 
 def test_resume_gives_the_same_networks_as_an_uninterrupted_run(pattern_data, tmp_path):
     cfg = dataclasses.replace(TINY, gan_critic_steps=2)
-    full = train_family(pattern_data, cfg, tmp_path / "full", progress=False)
-    first = train_family(pattern_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
+    full = train(pattern_data, cfg, tmp_path / "full", progress=False)
+    first = train(pattern_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
     assert len(first.log_rows) == 1
-    resumed = train_family(pattern_data, cfg, tmp_path / "resumed", progress=False)
+    resumed = train(pattern_data, cfg, tmp_path / "resumed", progress=False)
     assert resumed.resumed_from_epoch == 1
     a, b = _state(full), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in full.log_rows] == [r["loss"] for r in resumed.log_rows]
     # other settings: the checkpoint is not resumed
-    other = train_family(pattern_data, dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", progress=False)
+    other = train(pattern_data, dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", progress=False)
     assert other.resumed_from_epoch == 0
 
 
@@ -139,7 +139,7 @@ def test_cli_trains_and_samples_a_gan_into_the_images_contract(synthetic_file, t
     assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
                  "--model-name", "lagan", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
     assert model_family(model) == "gan"
-    _, record = load_family_model(model)
+    _, record = load_model(model)
     assert record["format"] == gan.MODEL_FORMAT and record["config"]["family"] == "gan"
     with open(model.with_name("train_log.csv")) as f:
         rows = list(csv.DictReader(f))
@@ -191,7 +191,7 @@ def test_gan_learns_the_mean_image_of_a_known_pattern(pattern_data):
         cfg = dataclasses.replace(TINY, width=64, batch_size=32, epochs=25, seed=seed)
         untrained, _ = gan.build_gan(gan.gan_spec(cfg, pattern_data), cfg.seed, pattern_data.occupancy())
         before = _mean_image_error(gan.sample_images(untrained, 2000, seed=4, progress=False), pattern_data)
-        result = train_family(pattern_data, cfg, None, progress=False)
+        result = train(pattern_data, cfg, None, progress=False)
         images = gan.sample_images(result.modules["generator"], 2000, seed=4, progress=False)
         after, occupancy_error = _mean_image_error(images, pattern_data), _occupancy_error(images, pattern_data)
         zeros = float((images == 0).mean())  # the data are 94.5% zeros

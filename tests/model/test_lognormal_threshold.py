@@ -22,8 +22,9 @@ from model.data import training_data_from_arrays
 from model.errors import ModelError
 from model.likelihoods import LogNormalThreshold, build_likelihood, zero_skew_offset
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
+from model.decoupled import sample_images
+from model.families import load_model, train
 from model.sampling import sample_to_file
-from model.training import load_model, train
 
 THRESHOLD_GEV = 0.45
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=4, batch_size=128, K=16, lr=3e-3, seed=3, device="cpu",
@@ -104,11 +105,9 @@ def test_short_training_keeps_the_value_spectrum_above_the_threshold():
     data = training_data_from_arrays(images, w)
     res = train(data, dataclasses.replace(SMALL, epochs=8), None, progress=False)
     assert all(math.isfinite(r["loss"]) for r in res.log_rows) and res.log_rows[-1]["loss"] < res.log_rows[0]["loss"]
-    from model.sampling import sample_images
-
-    gen = sample_images(res.generator, res.likelihood, 2000, seed=5, progress=False)
+    gen = sample_images(res.modules["generator"], res.modules["likelihood"], 2000, seed=5, progress=False)
     values, real = gen[gen != 0], images[images != 0]
-    assert values.min() > res.likelihood.offset_gev
+    assert values.min() > res.modules["likelihood"].offset_gev
     assert np.median(values) == pytest.approx(np.median(real), rel=0.15)
     assert 0.8 < (gen != 0).mean() / (images != 0).mean() < 1.25
 
@@ -123,8 +122,9 @@ def test_cli_trains_and_samples_a_threshold_model(tmp_path):
                    "--noise-dim", "8", "--epochs", "1", "--batch-size", "200", "--K", "8",
                    "--likelihood", "lognormal_threshold", "--device", "cpu", "--no-progress"])
     assert rc == 0
-    _, lik, record = load_model(model_path)
-    assert isinstance(lik, LogNormalThreshold) and record["likelihood"]["offset_gev"] == lik.offset_gev > 0.3
+    model, record = load_model(model_path)
+    lik = model.likelihood
+    assert isinstance(lik, LogNormalThreshold) and record["fixed"]["likelihood"]["offset_gev"] == lik.offset_gev > 0.3
     out = read_image_file(sample_to_file(model_path, tmp_path / "gen.h5", n=300, seed=2, model_name="m",
                                          device="cpu", progress=False))
     assert out.images[out.images != 0].min() > lik.offset_gev
