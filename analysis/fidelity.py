@@ -120,6 +120,9 @@ def variant_record(name: str, images: dict[str, str | Path], delphes: dict[str, 
     record: dict[str, Any] = {"variant": name, **settings_of_variant}
     for sample in SAMPLES:
         real = load_images(images[sample], sample=sample, label="real")
+        if record.setdefault("radius", real.radius) != real.radius:
+            raise AnalysisError(f"{images[sample]}: image radius {real.radius} differs from the other class's "
+                                f"{record['radius']}; image both classes of a variant with the same settings")
         record[sample] = class_record(real, seed=seed, n_baseline=n_baseline, settings=settings)
         record[sample]["delphes_ms_per_event"] = delphes_cpu_ms_per_event(delphes.get(sample, ()))
         log.info("%s %s: %.2f%% zero pixels, %.1f non-zero per image, mean isolation %.3f, core ratio %.2f, "
@@ -191,9 +194,14 @@ def fidelity_table(records: Sequence[dict[str, Any]], csv_path: str | Path, md_p
     write_text(md_path, "\n".join(parts) + "\n")
 
 
-def plot_fidelity_averages(records: Sequence[dict[str, Any]], radius: float, outputs: Sequence[str | Path], *,
+def plot_fidelity_averages(records: Sequence[dict[str, Any]], outputs: Sequence[str | Path], *,
                            style: str = "CMS", cmap: str = "viridis", dpi: int = 120) -> None:
     """Average images: one row per (card, pT-hat), one column per (class, rendering); log scale per class."""
+    radii = {r.get("radius") for r in records}
+    if None in radii or len(radii) != 1:
+        raise AnalysisError(f"fidelity figure: the records' image radii are {sorted(map(str, radii))}; the figure "
+                            "needs one (re-run `fidelity-variant` for records without one)")
+    radius = float(radii.pop())
     use_style(style)
     rows = list(dict.fromkeys((r.get("card", r["variant"]), r.get("pthat_min_gev")) for r in records))
     shapes = list(dict.fromkeys(r.get("tower_shape", "") for r in records))

@@ -14,6 +14,7 @@ import mplhep  # noqa: E402
 from common.provenance import atomic_output  # noqa: E402
 
 from .errors import AnalysisError  # noqa: E402
+from .tables import BASELINE_MODEL  # noqa: E402
 
 #: mplhep styles one may choose in config `analysis.style`.
 STYLES = ("CMS", "ATLAS", "LHCb2", "ALICE", "ROOT")
@@ -49,6 +50,4 @@ def save_figure(fig: plt.Figure, paths: Sequence[str | Path], dpi: int = 150) ->
 
 def model_colour(model: str, index: int) -> str:
     """Colour of a model's curves: the baseline is always black, others cycle."""
-    from .tables import BASELINE_MODEL
-
     return BASELINE_COLOUR if model == BASELINE_MODEL else MODEL_COLOURS[index % len(MODEL_COLOURS)]

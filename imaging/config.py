@@ -1,7 +1,8 @@
 """Imaging settings: one dataclass mirroring the `imaging:` section of config.yaml.
 
-The keys, defaults and meanings are the same as in workflow/schemas/imaging.schema.yaml;
-the CLI exposes each as a flag (`--muon-pt-min` for `muon_pt_min`, ...).
+The keys, defaults and meanings are the same as in workflow/schemas/imaging.schema.yaml
+(tests/imaging/test_imaging_workflow.py checks it); the CLI takes the section as one JSON
+object (`python -m imaging build --config-json '{"muon_pt_min": 10, ...}'`).
 """
 from __future__ import annotations
 

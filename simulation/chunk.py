@@ -42,7 +42,7 @@ class ChunkSpec:
 
     def __post_init__(self) -> None:
         if self.pthat_min_gev is not None and (self.sample != "background" or not self.pthat_min_gev >= 0):
-            raise SimulationError(f"{self.label}: a pT-hat threshold (--pthat-min) applies to the background "
+            raise SimulationError(f"{self.label}: a pT-hat threshold (pthat_min_gev) applies to the background "
                                   f"(b bbar) only and must be >= 0 GeV, got {self.pthat_min_gev} for {self.sample}")
 
     @property

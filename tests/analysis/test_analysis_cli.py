@@ -14,7 +14,8 @@ from analysis.cli import main
 from imaging.h5schema import write_image_file
 
 MODELS = ("decoupled_fc", "independent_pixels")
-FAST_CLF = ["--clf-hidden", "16", "--clf-epochs", "5"]
+FAST_CLF = ["--config-json", json.dumps({"metrics": {"classifier": {"hidden_layers": [16], "epochs": 5}}})]
+LOW_DPI = ["--config-json", json.dumps({"plots": {"dpi": 60}})]
 
 
 def _gen_args(root: Path, samples=("signal", "background")) -> list[str]:
@@ -84,14 +85,14 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_figures_are_produced(toy_dir: Path, tmp_path: Path) -> None:
     f2 = [tmp_path / "f2.pdf", tmp_path / "f2.png"]
     assert main(["figure2", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir),
-                 "--out", *map(str, f2), "--dpi", "60"]) == 0
+                 "--out", *map(str, f2), *LOW_DPI]) == 0
     f3lin, f3log = [tmp_path / "f3lin.pdf", tmp_path / "f3lin.png"], [tmp_path / "f3log.png"]
-    assert main(["figure3", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir), "--dpi", "60",
+    assert main(["figure3", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir), *LOW_DPI,
                  "--out-linear", *map(str, f3lin), "--out-log", *map(str, f3log)]) == 0
     feats, corrs = [tmp_path / "feat.png"], [tmp_path / "corr.pdf"]
     assert main(["features", "--sample", "background", "--real", str(toy_dir / "background" / "images.h5"),
                  "--generated", *(f"{m}={toy_dir / 'generated' / 'background' / f'{m}.h5'}" for m in MODELS),
-                 "--dpi", "60", "--out-features", *map(str, feats), "--out-correlations", *map(str, corrs)]) == 0
+                 *LOW_DPI, "--out-features", *map(str, feats), "--out-correlations", *map(str, corrs)]) == 0
     for path in (*f2, *f3lin, *f3log, *feats, *corrs):
         assert path.stat().st_size > 5000, path
         if path.suffix == ".pdf":

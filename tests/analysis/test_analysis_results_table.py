@@ -151,7 +151,8 @@ def test_metrics_record_has_low_isolation_family_and_train_time(toy_dir: Path, t
                            kind="generated", extra_attrs={"family": "gan", "train_time_s": 42.5})
     out = tmp_path / "gan.metrics.json"
     assert main(["metrics", "--real", str(real), "--generated", str(gen), "--sample", "signal", "--model", "lagan",
-                 "--seed", "3", "--clf-hidden", "8", "--clf-epochs", "2", "--low-isolation", "0.05",
+                 "--seed", "3", "--config-json", json.dumps({"metrics": {"low_isolation": 0.05, "classifier": {
+                     "hidden_layers": [8], "epochs": 2}}}),
                  "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["family"] == "gan" and rec["train_time_s"] == 42.5

@@ -122,7 +122,8 @@ def test_container_commands_use_the_image_cards_and_native_seeds(tmp_path, fake_
             delphes_card = one("container_delphes_card", sample, chunk)
             # the native backend's Delphes seed for this chunk (simulation.chunk.ChunkSpec.delphes_seed)
             assert f"--seed {chunk_seed(seed, sample, chunk, 'delphes')} " in delphes_card
-            assert "delphes_card_CMS_PileUp_muon_images_sig1.tcl" in delphes_card and "--mean-pileup 50" in delphes_card
+            assert "delphes_card_CMS_PileUp_muon_images_sig1.tcl" in delphes_card
+            assert '"mean_pileup": 50' in delphes_card
             run = one("container_shower_delphes", sample, chunk)
             assert f"'{DEFAULT['shower_command']}'" in run
             assert f"{DEFAULT['delphes_bin']}/DelphesHepMC2" in run

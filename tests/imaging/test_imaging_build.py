@@ -77,7 +77,7 @@ def test_signal_cli_reweights_to_the_background_file(chunks, delphes_file, tmp_p
     sig_in = delphes_file(towers, muons, w, name="signal_chunk0.root")
     sig = tmp_path / "signal.h5"
     proc = _cli("build", "--in", sig_in, "--out", sig, "--sample", "signal", "--reweight-to", bkg,
-                "--reweight-pt-bins", 5, "--no-progress")
+                "--config-json", json.dumps({"reweight_pt_bins": 5}), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     s, b = read_image_file(sig), read_image_file(bkg)
     edges = np.linspace(10, 15, 6)

@@ -199,12 +199,13 @@ def test_cli_trains_a_conditional_model_and_samples_it_at_real_pts(synthetic_fil
     model_path = tmp_path / "m" / "model.pt"
     settings = {"arch": "fc", "conditional": True, "width": 16, "noise_dim": 8, "epochs": 1, "batch_size": 200,
                 "K": 8, "likelihood": "gaussian_learned_sigma", "device": "cpu"}
-    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path), "--settings", json.dumps(settings),
+    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path),
+                   "--config-json", json.dumps({"models": {"cond": settings}}),
                    "--model-name", "cond", "--sample", "background", "--no-progress"])
     assert rc == 0
     out = tmp_path / "gen.h5"
-    args = ["sample", "--model", str(model_path), "--out", str(out), "--model-name", "cond", "--n", "300",
-            "--sample", "background", "--device", "cpu", "--no-progress"]
+    args = ["sample", "--model", str(model_path), "--out", str(out), "--model-name", "cond",
+            "--config-json", json.dumps({"n_generated": 300, "device": "cpu"}), "--sample", "background", "--no-progress"]
     assert cli_main(args + ["--real", synthetic_file]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == (300, 32, 32) and gen.attrs["kind"] == "generated"

@@ -136,8 +136,9 @@ def test_resume_gives_the_same_networks_as_an_uninterrupted_run(pattern_data, tm
 def test_cli_trains_and_samples_a_gan_into_the_images_contract(synthetic_file, tmp_path):
     settings = {"family": "gan", "arch": "fc", "width": 32, "noise_dim": 8, "epochs": 2, "batch_size": 100}
     model = tmp_path / "lagan" / "model.pt"
-    assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
-                 "--model-name", "lagan", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["train", "--in", synthetic_file, "--out", str(model),
+                 "--config-json", json.dumps({"device": "cpu", "models": {"lagan": settings}}),
+                 "--model-name", "lagan", "--sample", "background", "--no-progress"]) == 0
     assert model_family(model) == "gan"
     _, record = load_model(model)
     assert record["format"] == gan.MODEL_FORMAT and record["config"]["family"] == "gan"
@@ -145,8 +146,9 @@ def test_cli_trains_and_samples_a_gan_into_the_images_contract(synthetic_file, t
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == gan.LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2]
     out = tmp_path / "lagan.h5"
-    assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "lagan", "--n", "150",
-                 "--real", synthetic_file, "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "lagan",
+                 "--config-json", json.dumps({"n_generated": 150, "device": "cpu"}),
+                 "--real", synthetic_file, "--sample", "background", "--no-progress"]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == (150, 32, 32) and (gen.images >= 0).all()
     assert gen.attrs["kind"] == "generated" and gen.attrs["family"] == "gan" and gen.attrs["model"] == "lagan"

@@ -1,6 +1,7 @@
 """The log-normal likelihood of non-zero values: matrix form, sampling, config/CLI, short training."""
 from __future__ import annotations
 
+import json
 import dataclasses
 import math
 from pathlib import Path
@@ -144,9 +145,10 @@ def test_short_training_reproduces_the_nonzero_values(synthetic_data, objective)
 
 def test_cli_trains_saves_and_samples_a_lognormal_model(synthetic_file, tmp_path):
     model_path = tmp_path / "m" / "model.pt"
-    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path), "--arch", "fc", "--width", "16",
-                   "--noise-dim", "8", "--epochs", "1", "--batch-size", "200", "--K", "8",
-                   "--likelihood", "lognormal_fixed_sigma", "--device", "cpu", "--no-progress"])
+    settings = {"arch": "fc", "width": 16, "noise_dim": 8, "epochs": 1, "batch_size": 200, "K": 8,
+                "likelihood": "lognormal_fixed_sigma", "device": "cpu"}
+    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path), "--model-name", "model",
+                   "--config-json", json.dumps({"models": {"model": settings}}), "--no-progress"])
     assert rc == 0
     model, record = load_model(model_path)
     lik = model.likelihood

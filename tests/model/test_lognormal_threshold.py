@@ -7,6 +7,7 @@ below the data's smallest value.
 """
 from __future__ import annotations
 
+import json
 import dataclasses
 import math
 
@@ -118,9 +119,10 @@ def test_cli_trains_and_samples_a_threshold_model(tmp_path):
     write_image_file(path, images, np.full(len(images), 12.0, np.float32), w, sample="background", radius=0.4,
                      kind="real", provenance={})
     model_path = tmp_path / "m" / "model.pt"
-    rc = cli_main(["train", "--in", str(path), "--out", str(model_path), "--arch", "fc", "--width", "16",
-                   "--noise-dim", "8", "--epochs", "1", "--batch-size", "200", "--K", "8",
-                   "--likelihood", "lognormal_threshold", "--device", "cpu", "--no-progress"])
+    settings = {"arch": "fc", "width": 16, "noise_dim": 8, "epochs": 1, "batch_size": 200, "K": 8,
+                "likelihood": "lognormal_threshold", "device": "cpu"}
+    rc = cli_main(["train", "--in", str(path), "--out", str(model_path), "--model-name", "model",
+                   "--config-json", json.dumps({"models": {"model": settings}}), "--no-progress"])
     assert rc == 0
     model, record = load_model(model_path)
     lik = model.likelihood

@@ -1,6 +1,7 @@
 """Training: seeded, resumable bit-for-bit, logs and model records."""
 from __future__ import annotations
 
+import json
 import csv
 import dataclasses
 
@@ -112,9 +113,11 @@ def test_cli_killed_mid_training_resumes_to_the_same_model(synthetic_file, tmp_p
     root = Path(__file__).resolve().parents[2]
 
     def cmd(out_dir):
+        settings = {"threads": 1, "device": "cpu",
+                    "models": {"m": {"arch": "fc", "epochs": 6, "width": 64, "K": 32, "batch_size": 32}}}
         return [sys.executable, "-m", "model", "train", "--in", synthetic_file, "--out", str(out_dir / "model.pt"),
-                "--epochs", "6", "--width", "64", "--K", "32", "--batch-size", "32", "--seed", "4",
-                "--sample", "background", "--model-name", "m", "--threads", "1", "--no-progress", "--device", "cpu"]
+                "--config-json", json.dumps(settings), "--seed", "4",
+                "--sample", "background", "--model-name", "m", "--no-progress"]
 
     subprocess.run(cmd(tmp_path / "full"), check=True, cwd=root, capture_output=True)
     killed_dir = tmp_path / "killed"

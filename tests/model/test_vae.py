@@ -89,8 +89,9 @@ def test_cli_trains_and_samples_a_vae_into_the_images_contract(synthetic_file, t
     settings = {"family": "vae", "arch": "fc", "width": 32, "noise_dim": 4, "epochs": 2, "batch_size": 100,
                 "likelihood": "lognormal_fixed_sigma"}
     model = tmp_path / "sparse_vae" / "model.pt"
-    assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
-                 "--model-name", "sparse_vae", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["train", "--in", synthetic_file, "--out", str(model),
+                 "--config-json", json.dumps({"device": "cpu", "models": {"sparse_vae": settings}}),
+                 "--model-name", "sparse_vae", "--sample", "background", "--no-progress"]) == 0
     assert model_family(model) == "vae"
     rebuilt, record = load_model(model)
     assert record["format"] == vae.MODEL_FORMAT and record["fixed"]["likelihood"]["name"] == "lognormal_fixed_sigma"
@@ -99,7 +100,7 @@ def test_cli_trains_and_samples_a_vae_into_the_images_contract(synthetic_file, t
     assert tuple(rows[0]) == vae.LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2]
     out = tmp_path / "sparse_vae.h5"
     assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "sparse_vae",
-                 "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+                 "--sample", "background", "--no-progress", "--config-json", json.dumps({"device": "cpu"})]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == real.images.shape  # default: as many as the training images
     assert (gen.images >= 0).all()  # log-normal non-zero values are positive

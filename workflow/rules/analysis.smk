@@ -5,21 +5,16 @@
 # Plot settings are params of the plotting rules only: changing analysis.figure2/figure3/
 # features/plots reruns those rules, not the metrics (and vice versa).
 
+from analysis.settings import READS as ANALYSIS_READS
 from snakemake.exceptions import WorkflowError
 
 ANALYSIS = config["analysis"]
+ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk (included before), incl. "independent_pixels"
 
-if "GENERATED_MODELS" in globals():
-    ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk, incl. "independent_pixels"
-else:  # training stage not wired in yet: keep the other targets usable, analyse nothing
-    from snakemake.logging import logger
 
-    logger.warning("analysis.smk: training.smk defines no GENERATED_MODELS; the analysis targets are empty")
-    ANALYSIS_MODELS = []
-
-_MAX_IMAGES = f"--max-images {ANALYSIS['max_images']}" if ANALYSIS["max_images"] else ""
-_PLOT = ANALYSIS["plots"]
-_CLF = ANALYSIS["metrics"]["classifier"]
+def analysis_settings(command):
+    """--config-json of `python -m analysis <command>`: the keys of `analysis:` it reads (analysis/settings.py)."""
+    return section_json(ANALYSIS, ANALYSIS_READS[command])
 
 
 def _real_images(sample):
@@ -110,15 +105,7 @@ rule analysis_metrics:
         out("analysis", "{sample}", "{model}.metrics.json"),
     params:
         seed=SEED,
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["metrics"]["separation_bins"],
-        low_isolation=ANALYSIS["metrics"]["low_isolation"],
-        hidden=" ".join(map(str, _CLF["hidden_layers"])),
-        epochs=_CLF["epochs"],
-        lr=_CLF["learning_rate"],
-        test_fraction=_CLF["test_fraction"],
-        clf_max=_CLF["max_images_per_class"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("metrics"),
     log:
         LOGS / "analysis" / "metrics_{sample}_{model}.log",
     benchmark:
@@ -132,11 +119,7 @@ rule analysis_metrics:
     shell:
         "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
         " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
-        " --cone {params.cone} --separation-bins {params.bins} --low-isolation {params.low_isolation}"
-        " --clf-hidden {params.hidden}"
-        " --clf-epochs {params.epochs} --clf-learning-rate {params.lr}"
-        " --clf-test-fraction {params.test_fraction} --clf-max-images {params.clf_max}"
-        " {params.max_images} --out {output} > {log} 2>&1"
+        " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule analysis_emd_table:
@@ -194,13 +177,7 @@ rule analysis_figure2:
     params:
         real=_REAL_ARGS,
         generated=_FIGURE2_ARGS,
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["figure2"]["bins"],
-        iso_max=f"--iso-max {ANALYSIS['figure2']['iso_max']}" if ANALYSIS["figure2"]["iso_max"] else "",
-        log_y="--log-y" if ANALYSIS["figure2"]["log_y"] else "",
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure2"),
     log:
         LOGS / "analysis" / "figure2.log",
     benchmark:
@@ -213,8 +190,7 @@ rule analysis_figure2:
         CONDA_ENV
     shell:
         "{PYTHON} -m analysis figure2 --real {params.real} --generated {params.generated}"
-        " --cone {params.cone} --bins {params.bins} {params.iso_max} {params.log_y}"
-        " --style {params.style} --dpi {params.dpi} {params.max_images} --out {output} > {log} 2>&1"
+        " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule analysis_figure3:
@@ -229,10 +205,7 @@ rule analysis_figure3:
     params:
         real=_REAL_ARGS,
         generated=_FIGURE3_ARGS,
-        cmap=ANALYSIS["figure3"]["cmap"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure3"),
     log:
         LOGS / "analysis" / "figure3.log",
     benchmark:
@@ -245,7 +218,7 @@ rule analysis_figure3:
         CONDA_ENV
     shell:
         "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
-        " --cmap {params.cmap} --style {params.style} --dpi {params.dpi} {params.max_images}"
+        " --config-json {params.settings:q}"
         " --out-linear {output[0]} {output[1]} --out-log {output[2]} {output[3]} > {log} 2>&1"
 
 
@@ -260,10 +233,7 @@ use rule analysis_figure3 as analysis_average_images_all_models with:
     params:
         real=_REAL_ARGS,
         generated=_ALL_ARGS,
-        cmap=ANALYSIS["figure3"]["cmap"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure3"),
     log:
         LOGS / "analysis" / "average_images_all_models.log",
     benchmark:
@@ -284,11 +254,7 @@ rule analysis_features:
                category="Figures", subcategory="Correlations"),
     params:
         generated=lambda wc: [f"{m}={_generated_images(wc.sample, m)}" for m in ANALYSIS_MODELS],
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["features"]["bins"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("features"),
     log:
         LOGS / "analysis" / "features_{sample}.log",
     benchmark:
@@ -301,6 +267,5 @@ rule analysis_features:
         CONDA_ENV
     shell:
         "{PYTHON} -m analysis features --sample {wildcards.sample} --real {input.real}"
-        " --generated {params.generated} --cone {params.cone} --bins {params.bins}"
-        " --style {params.style} --dpi {params.dpi} {params.max_images}"
+        " --generated {params.generated} --config-json {params.settings:q}"
         " --out-features {output[0]} {output[1]} --out-correlations {output[2]} {output[3]} > {log} 2>&1"

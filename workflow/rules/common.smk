@@ -3,9 +3,9 @@ import os
 import sys
 from pathlib import Path
 
+from common.settings import SettingsError, check_section, section_json
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 PROJECT_DIR = Path(workflow.basedir)
 SCHEMA_DIR = PROJECT_DIR / "workflow" / "schemas"
@@ -13,24 +13,12 @@ CONFIG_SECTIONS = ("simulation", "imaging", "training", "analysis", "fidelity")
 
 
 def _validate_section(data, schema_file, prefix):
-    """Validate one config section (defaults filled in); name every key that is wrong."""
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(schema_file.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        key = ".".join([*prefix, *map(str, err.absolute_path)]) or "<top level>"
-        problems.append(f"  - key '{key}': {err.message}")
-    if problems:
-        where = f"section '{prefix[0]}:'" if prefix else "the top level"
-        raise WorkflowError(
-            f"config error in {where} (checked against {schema_file.relative_to(PROJECT_DIR)}):\n"
-            + "\n".join(problems)
-            + "\nFix these keys in your config file; config.yaml and the schema document every key."
-        )
-    validate(data, str(schema_file), set_default=True)
+    """Fill in a config section's defaults and check it (common.settings, the validator the stage CLIs use too);
+    name every key that is wrong."""
+    try:
+        check_section(data, schema_file, prefix)
+    except SettingsError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 _validate_section(config, SCHEMA_DIR / "config.schema.yaml", ())

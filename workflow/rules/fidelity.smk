@@ -89,17 +89,12 @@ rule fidelity_generate:
         sample=lambda w: w.events.split("_")[0],
         n_kept=lambda w: chunk_sizes(FID["events_per_sample"], FID["events_per_chunk"])[int(w.chunk)],
         seed=SEED,
-        pt_min=_FILTER["pt_min_gev"],
-        pt_max=_FILTER["pt_max_gev"],
-        eta_max=_FILTER["abs_eta_max"],
-        batch_size=SIM["batch_size"],
-        force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
-        pthat=lambda w: pthat_flag(w.events.split("_")[0], _pthat_of(w.events)),
+        # the main run's settings, at the event set's pT-hat threshold (background only)
+        settings=lambda w: simulation_settings("generate", w.events.split("_")[0],
+                                               {**SIM, "pthat_min_gev": _pthat_of(w.events)}),
     shell:
         "{PYTHON} -m simulation generate --sample {params.sample} --chunk {wildcards.chunk}"
-        " --n-kept {params.n_kept} --seed {params.seed} --muon-pt-min {params.pt_min}"
-        " --muon-pt-max {params.pt_max} --muon-abs-eta-max {params.eta_max}"
-        " --batch-size {params.batch_size} {params.force} {params.pthat}"
+        " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
         " --out {output.hepmc} --stats {output.stats} > {log} 2>&1"
 
 
@@ -125,11 +120,11 @@ rule fidelity_delphes:
     params:
         sample=lambda w: w.events.split("_")[0],
         seed=SEED,
-        mu=SIM["mean_pileup"],
+        settings=simulation_settings("delphes"),
     shell:
         "{PYTHON} -m simulation delphes --in {input.hepmc} --stats {input.stats}"
         " --sample {params.sample} --chunk {wildcards.chunk} --seed {params.seed}"
-        " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+        " --pileup {input.pileup} --card {input.card} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
 
@@ -155,11 +150,12 @@ rule fidelity_images:
         CONDA_ENV
     params:
         sample=lambda w: w.events.split("_")[0],
-        flags=lambda w: imaging_flags({**IMAGING, "tower_shape": w.shape}),
+        settings=lambda w: section_json(IMAGING, tower_shape=w.shape),
         seed=SEED,
     shell:
         "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {params.sample}"
-        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress {params.flags} > {log} 2>&1"
+        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress --config-json {params.settings:q}"
+        " > {log} 2>&1"
 
 
 def _fid_variant_inputs(w):
@@ -190,14 +186,14 @@ rule fidelity_variant:
         name=lambda w: _FID_VARIANTS[w.variant][0],
         describe=lambda w: json.dumps(dict(zip(("card", "tower_shape", "pthat_min_gev"),
                                                (_FID_VARIANTS[w.variant][i] for i in (1, 2, 4))))),
-        settings=json.dumps(config["analysis"]),
+        settings=analysis_settings("fidelity-variant"),
         seed=SEED,
         n_baseline=FID["n_baseline"],
     shell:
         "{PYTHON} -m analysis fidelity-variant --name {params.name} --signal {input.signal}"
         " --background {input.background} --delphes-signal {input.delphes_signal}"
         " --delphes-background {input.delphes_background} --describe '{params.describe}'"
-        " --settings '{params.settings}' --seed {params.seed} --n-baseline {params.n_baseline}"
+        " --config-json {params.settings:q} --seed {params.seed} --n-baseline {params.n_baseline}"
         " --out {output} > {log} 2>&1"
 
 
@@ -214,12 +210,10 @@ rule fidelity_table:
     conda:
         CONDA_ENV
     params:
-        radius=IMAGING["radius"],
-        style=config["analysis"]["plots"]["style"],
+        settings=analysis_settings("fidelity-table"),
     shell:
-        "{PYTHON} -m analysis fidelity-table --records {input} --radius {params.radius}"
-        " --out-csv {output.csv} --out-md {output.md} --out-figure {output.figure}"
-        " --style {params.style} > {log} 2>&1"
+        "{PYTHON} -m analysis fidelity-table --records {input} --config-json {params.settings:q}"
+        " --out-csv {output.csv} --out-md {output.md} --out-figure {output.figure} > {log} 2>&1"
 
 
 localrules: fidelity, fidelity_table

@@ -111,12 +111,12 @@ rule container_shower_card:
     params:
         n_events=container_lhe_events,
         seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "pythia"),
-        force=lambda w: "--force-muonic-b-decays" if _SIM["force_muonic_b_decays"] else "--no-force-muonic-b-decays",
+        settings=simulation_settings("shower-card"),
     log:
         LOGS / "container_shower_card" / "{sample}_chunk{chunk}.log",
     shell:
         "{HOST_PYTHON} -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
-        " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} {params.force}"
+        " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
 
@@ -128,12 +128,12 @@ rule container_delphes_card:
         _work("delphes.tcl"),
     params:
         seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "delphes"),
-        mean_pileup=_SIM["mean_pileup"],
+        settings=simulation_settings("delphes-card"),
     log:
         LOGS / "container_delphes_card" / "{sample}_chunk{chunk}.log",
     shell:
         "{HOST_PYTHON} -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
-        " --seed {params.seed} --mean-pileup {params.mean_pileup} --out {output} > {log} 2>&1"
+        " --seed {params.seed} --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule container_shower_delphes:
@@ -171,8 +171,8 @@ rule container_minbias_hepmc:
     output:
         temp(sim_out("pileup", "minbias.hepmc")),
     params:
-        n_events=_SIM["pileup_events"],
         seed=chunk_seed(SEED, "minbias", 0, "pythia"),
+        settings=simulation_settings("minbias-hepmc"),
     log:
         LOGS / "container_minbias_hepmc.log",
     benchmark:
@@ -186,7 +186,7 @@ rule container_minbias_hepmc:
     container:
         PYTHON_IMAGE
     shell:
-        "{PYTHON} -m simulation.container minbias-hepmc --n-events {params.n_events} --seed {params.seed}"
+        "{PYTHON} -m simulation.container minbias-hepmc --seed {params.seed} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
 

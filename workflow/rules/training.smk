@@ -4,15 +4,12 @@
 # workflow/schemas/training.schema.yaml). Each model's checkpoints live in
 # models/{sample}/{model}/checkpoints/ (not a declared output), so a killed or interrupted
 # training job resumes from its last epoch when Snakemake reruns it.
-import json
 import re
 
+from model.settings import READS as TRAINING_READS
 from snakemake.exceptions import WorkflowError
 
 TRAINING = config["training"]
-#: top-level keys that are not per-model training settings; every other key of `training:` is a
-#: default a model entry may override (what TrainConfig takes, passed as --settings JSON)
-_NOT_MODEL_KEYS = ("threads", "gpus", "n_generated", "sample_batch_size", "mem_mb", "runtime_min", "models", "run")
 #: `training.run` picks which configured models run (null: all). --configfile merges `models`
 #: into config.yaml's, so this is how a run leaves default models out.
 if TRAINING.get("run") is None:
@@ -29,20 +26,11 @@ GENERATED_MODELS = TRAINED_MODELS + ["independent_pixels"]
 _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
 
 
-def model_settings(model):
-    """Top-level training defaults with the model's own overrides applied."""
-    settings = {k: v for k, v in TRAINING.items() if k not in _NOT_MODEL_KEYS}
-    settings.update(TRAINING["models"][model])
-    return settings
-
-
-def _setting(key):
-    return lambda wildcards: model_settings(wildcards.model)[key]
-
-
-def _n_generated_flag():
-    n = TRAINING["n_generated"]
-    return "" if n is None else f"--n {int(n)}"
+def training_settings(command, model=None):
+    """--config-json of `python -m model <command>`: the keys of `training:` it reads (model/settings.py),
+    with `models` reduced to `model` (so changing another model does not rerun this one)."""
+    override = {} if model is None else {"models": {model: TRAINING["models"][model]}}
+    return section_json(TRAINING, TRAINING_READS[command], **override)
 
 
 def training_targets():
@@ -69,7 +57,7 @@ rule train_model:
         BENCH / "train" / "{sample}_{model}.tsv"
     params:
         checkpoints=lambda w: out("models", w.sample, w.model, "checkpoints"),
-        settings=lambda w: json.dumps(model_settings(w.model), sort_keys=True),
+        settings=lambda w: training_settings("train", w.model),
     threads: TRAINING["threads"]
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -80,7 +68,7 @@ rule train_model:
     shell:
         "{PYTHON} -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
         " --checkpoint-dir {params.checkpoints} --model-name {wildcards.model} --sample {wildcards.sample}"
-        " --seed {SEED} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule sample_model:
@@ -96,9 +84,7 @@ rule sample_model:
     benchmark:
         BENCH / "sample" / "{sample}_{model}.tsv"
     params:
-        n=_n_generated_flag(),
-        batch=TRAINING["sample_batch_size"],
-        device=_setting("device"),
+        settings=lambda w: training_settings("sample", w.model),
     threads: TRAINING["threads"]
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -108,8 +94,7 @@ rule sample_model:
         CONDA_ENV
     shell:
         "{PYTHON} -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
-        " --sample {wildcards.sample} --seed {SEED} {params.n} --batch-size {params.batch}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --sample {wildcards.sample} --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule baseline:
@@ -122,7 +107,7 @@ rule baseline:
     benchmark:
         BENCH / "sample" / "{sample}_independent_pixels.tsv"
     params:
-        n=_n_generated_flag(),
+        settings=training_settings("baseline"),
     threads: 1
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -131,4 +116,4 @@ rule baseline:
         CONDA_ENV
     shell:
         "{PYTHON} -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
-        " --seed {SEED} {params.n} --threads {threads} > {log} 2>&1"
+        " --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
