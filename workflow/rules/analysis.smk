@@ -5,63 +5,16 @@
 # Plot settings are params of the plotting rules only: changing analysis.figure2/figure3/
 # features/plots reruns those rules, not the metrics (and vice versa).
 
-from analysis.settings import READS as ANALYSIS_READS
 from snakemake.exceptions import WorkflowError
 
-ANALYSIS = config["analysis"]
 ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk (included before), incl. "independent_pixels"
-
-
-def analysis_settings(command):
-    """--config-json of `python -m analysis <command>`: the keys of `analysis:` it reads (analysis/settings.py)."""
-    return section_json(ANALYSIS, ANALYSIS_READS[command])
-
-
-def _real_images(sample):
-    return out(sample, "images.h5")
-
-
-def _generated_images(sample, model):
-    return out("generated", sample, f"{model}.h5")
-
-
-def _metrics_records():
-    return [out("analysis", s, f"{m}.metrics.json") for s in SAMPLES for m in ANALYSIS_MODELS]
 
 
 # SAMPLE=PATH and SAMPLE:MODEL=PATH arguments of the multi-sample figure commands.
 _REAL_ARGS = [f"{s}={_real_images(s)}" for s in SAMPLES]
 
 
-def _figure_models(figure):
-    """analysis.<figure>.models (in that order) that this run generates, or every generated model when null.
-
-    A name that is configured in training.models but left out by training.run is skipped (so
-    the default figure lists work with any `run`); a name configured nowhere is an error.
-    """
-    chosen = ANALYSIS[figure]["models"]
-    if chosen is None or not ANALYSIS_MODELS:
-        return ANALYSIS_MODELS
-    configured = set((config.get("training") or {}).get("models") or {}) | set(ANALYSIS_MODELS)
-    unknown = [m for m in chosen if m not in configured]
-    if unknown:
-        raise WorkflowError(
-            f"config analysis.{figure}.models: unknown model(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
-        )
-    drawn = [m for m in chosen if m in ANALYSIS_MODELS]
-    return drawn or ANALYSIS_MODELS
-
-
 # Figures 2 and 3 draw a chosen subset (plotting only): their inputs and arguments, nothing else, depend on it.
-def _figure_images(models):
-    return [_real_images(s) for s in SAMPLES] + [_generated_images(s, m) for s in SAMPLES for m in models]
-
-
-def _figure_args(models):
-    return [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in models]
-
-
 FIGURE2_MODELS = _figure_models("figure2")
 FIGURE3_MODELS = _figure_models("figure3")
 _FIGURE2_IMAGES, _FIGURE2_ARGS = _figure_images(FIGURE2_MODELS), _figure_args(FIGURE2_MODELS)
@@ -77,20 +30,6 @@ _ALL_IMAGES, _ALL_ARGS = _figure_images(ANALYSIS_MODELS), _figure_args(ANALYSIS_
 EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
 METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
 RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
-
-
-def analysis_targets():
-    """Figures and tables of the analysis stage (the `figures` target)."""
-    if not ANALYSIS_MODELS:
-        return []
-    per_sample = [
-        out("figures", f"{kind}_{s}.{ext}")
-        for kind in ("features", "correlations")
-        for s in SAMPLES
-        for ext in ("pdf", "png")
-    ]
-    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + per_sample + EMD_TABLE + METRICS_TABLE
-            + RESULTS_TABLE)
 
 
 localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table
@@ -117,7 +56,7 @@ rule analysis_metrics:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
+        "python -m analysis metrics --real {input.real} --generated {input.generated}"
         " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
         " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
@@ -127,14 +66,14 @@ rule analysis_emd_table:
     input:
         _metrics_records(),
     output:
-        report(EMD_TABLE[0], caption="../report/isolation_emd.rst", category="Tables"),
-        EMD_TABLE[1],
+        csv=report(EMD_TABLE[0], caption="../report/isolation_emd.rst", category="Tables"),
+        md=EMD_TABLE[1],
     log:
         LOGS / "analysis" / "emd_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis emd-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis emd-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_metrics_table:
@@ -142,14 +81,14 @@ rule analysis_metrics_table:
     input:
         _metrics_records(),
     output:
-        report(METRICS_TABLE[0], caption="../report/metrics.rst", category="Tables"),
-        METRICS_TABLE[1],
+        csv=report(METRICS_TABLE[0], caption="../report/metrics.rst", category="Tables"),
+        md=METRICS_TABLE[1],
     log:
         LOGS / "analysis" / "metrics_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis metrics-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis metrics-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_results_table:
@@ -157,14 +96,14 @@ rule analysis_results_table:
     input:
         _metrics_records(),
     output:
-        report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
-        RESULTS_TABLE[1],
+        csv=report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
+        md=RESULTS_TABLE[1],
     log:
         LOGS / "analysis" / "results_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis results-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis results-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_figure2:
@@ -189,7 +128,7 @@ rule analysis_figure2:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis figure2 --real {params.real} --generated {params.generated}"
+        "python -m analysis figure2 --real {params.real} --generated {params.generated}"
         " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
@@ -198,10 +137,10 @@ rule analysis_figure3:
     input:
         _FIGURE3_IMAGES,
     output:
-        FIGURE3_LINEAR[0],
-        report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
-        FIGURE3_LOG[0],
-        report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+        linear_pdf=FIGURE3_LINEAR[0],
+        linear_png=report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+        log_pdf=FIGURE3_LOG[0],
+        log_png=report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
     params:
         real=_REAL_ARGS,
         generated=_FIGURE3_ARGS,
@@ -217,19 +156,19 @@ rule analysis_figure3:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
+        "python -m analysis figure3 --real {params.real} --generated {params.generated}"
         " --config-json {params.settings:q}"
-        " --out-linear {output[0]} {output[1]} --out-log {output[2]} {output[3]} > {log} 2>&1"
+        " --out-linear {output.linear_pdf} {output.linear_png} --out-log {output.log_pdf} {output.log_png} > {log} 2>&1"
 
 
 use rule analysis_figure3 as analysis_average_images_all_models with:
     input:
         _ALL_IMAGES,
     output:
-        FIGURE3_ALL[0],
-        report(FIGURE3_ALL[1], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
-        FIGURE3_ALL[2],
-        report(FIGURE3_ALL[3], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+        linear_pdf=FIGURE3_ALL[0],
+        linear_png=report(FIGURE3_ALL[1], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+        log_pdf=FIGURE3_ALL[2],
+        log_png=report(FIGURE3_ALL[3], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
     params:
         real=_REAL_ARGS,
         generated=_ALL_ARGS,
@@ -246,12 +185,12 @@ rule analysis_features:
         real=_real_images("{sample}"),
         generated=lambda wc: [_generated_images(wc.sample, m) for m in ANALYSIS_MODELS],
     output:
-        out("figures", "features_{sample}.pdf"),
-        report(out("figures", "features_{sample}.png"), caption="../report/features.rst",
-               category="Figures", subcategory="Features"),
-        out("figures", "correlations_{sample}.pdf"),
-        report(out("figures", "correlations_{sample}.png"), caption="../report/correlations.rst",
-               category="Figures", subcategory="Correlations"),
+        features_pdf=out("figures", "features_{sample}.pdf"),
+        features_png=report(out("figures", "features_{sample}.png"), caption="../report/features.rst",
+                            category="Figures", subcategory="Features"),
+        correlations_pdf=out("figures", "correlations_{sample}.pdf"),
+        correlations_png=report(out("figures", "correlations_{sample}.png"), caption="../report/correlations.rst",
+                                category="Figures", subcategory="Correlations"),
     params:
         generated=lambda wc: [f"{m}={_generated_images(wc.sample, m)}" for m in ANALYSIS_MODELS],
         settings=analysis_settings("features"),
@@ -266,6 +205,7 @@ rule analysis_features:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis features --sample {wildcards.sample} --real {input.real}"
+        "python -m analysis features --sample {wildcards.sample} --real {input.real}"
         " --generated {params.generated} --config-json {params.settings:q}"
-        " --out-features {output[0]} {output[1]} --out-correlations {output[2]} {output[3]} > {log} 2>&1"
+        " --out-features {output.features_pdf} {output.features_png}"
+        " --out-correlations {output.correlations_pdf} {output.correlations_png} > {log} 2>&1"

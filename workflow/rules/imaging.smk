@@ -6,19 +6,6 @@
 # rule takes background/images.h5 (weights 1) as a reference input and the background is
 # imaged first. Without a configured background sample the signal keeps its event weights
 # and the CLI logs a warning.
-IMAGING = config["imaging"]
-
-
-def _delphes_chunks(wildcards):
-    """Delphes chunk files of a sample (simulation.smk, included before)."""
-    return delphes_chunks(wildcards.sample)
-
-
-def _reweight_reference(wildcards):
-    """Signal is reweighted to the background muon pT: background/images.h5, when configured."""
-    if wildcards.sample == "signal" and "background" in SAMPLES:
-        return out("background", "images.h5")
-    return []
 
 
 rule build_images:
@@ -41,11 +28,7 @@ rule build_images:
         settings=section_json(IMAGING),
         seed=SEED,
     shell:
-        "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
+        "python -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
         " --reweight-to '{input.reference}' --seed {params.seed} --no-progress --config-json {params.settings:q}"
         " > {log} 2>&1"
 
-
-def imaging_targets():
-    """images.h5 of every configured sample."""
-    return [out(sample, "images.h5") for sample in SAMPLES]

@@ -7,44 +7,7 @@
 # Each sample's kept events are split into chunks (simulation.events_per_chunk), each with
 # its own seeds derived from (seed, sample, chunk), so `--cores N` runs them in parallel.
 # backend: native -> the rules below; container -> simulation_container.smk (same outputs).
-from simulation.plan import chunk_sizes
-from simulation.settings import reads as simulation_reads
-
-SIM = config["simulation"]
 SIM_CARD = str(PROJECT_DIR / SIM["delphes_card"])
-
-
-def simulation_settings(command, sample=None, section=None):
-    """--config-json of `python -m simulation <command>` for `sample`: the keys of `simulation:` (or of
-    `section`, a variant of it) that the command reads (simulation/settings.py)."""
-    return section_json(section or SIM, simulation_reads(command, sample))
-
-
-def delphes_chunks(sample):
-    """Every Delphes chunk file of one sample (what imaging reads)."""
-    n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
-    return [sim_out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
-
-
-def simulation_targets():
-    """All Delphes chunk files of the configured samples."""
-    return [path for sample in SAMPLES for path in delphes_chunks(sample)]
-
-
-def _kept_in_chunk(wildcards):
-    sizes = chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"])
-    i = int(wildcards.chunk)
-    if i >= len(sizes):
-        raise WorkflowError(f"chunk {i} of {wildcards.sample} does not exist: simulation.events_per_sample="
-                            f"{SIM['events_per_sample']} makes {len(sizes)} chunks of {SIM['events_per_chunk']}")
-    return sizes[i]
-
-
-# What `python -m simulation chunk` and `... generate` get for one chunk: its coordinates and settings.
-_CHUNK_FLAGS = (
-    "--sample {wildcards.sample} --chunk {wildcards.chunk} --n-kept {params.n_kept} --seed {params.seed}"
-    " --config-json {params.settings:q}"
-)
 
 
 if SIM["backend"] == "container":
@@ -77,7 +40,7 @@ else:
             seed=SEED,
             settings=simulation_settings("pileup"),
         shell:
-            "{PYTHON} -m simulation pileup --seed {params.seed} --config-json {params.settings:q}"
+            "python -m simulation pileup --seed {params.seed} --config-json {params.settings:q}"
             " --out {output.library} --stats {output.stats} > {log} 2>&1"
 
     if SIM["transport"] == "pipe":
@@ -104,7 +67,8 @@ else:
                 seed=SEED,
                 settings=lambda w: simulation_settings("chunk", w.sample),
             shell:
-                "{PYTHON} -m simulation chunk " + _CHUNK_FLAGS +
+                "python -m simulation chunk --sample {wildcards.sample} --chunk {wildcards.chunk}"
+                " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
                 " --pileup {input.pileup} --card {input.card}"
                 " --out {output.root} --stats {output.stats} > {log} 2>&1"
 
@@ -129,7 +93,8 @@ else:
                 seed=SEED,
                 settings=lambda w: simulation_settings("generate", w.sample),
             shell:
-                "{PYTHON} -m simulation generate " + _CHUNK_FLAGS +
+                "python -m simulation generate --sample {wildcards.sample} --chunk {wildcards.chunk}"
+                " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
                 " --out {output.hepmc} --stats {output.stats} > {log} 2>&1"
 
         rule delphes_chunk:
@@ -154,7 +119,7 @@ else:
                 seed=SEED,
                 settings=simulation_settings("delphes"),
             shell:
-                "{PYTHON} -m simulation delphes --in {input.hepmc} --stats {input.stats}"
+                "python -m simulation delphes --in {input.hepmc} --stats {input.stats}"
                 " --sample {wildcards.sample} --chunk {wildcards.chunk} --seed {params.seed}"
                 " --pileup {input.pileup} --card {input.card} --config-json {params.settings:q}"
                 " --out {output} > {log} 2>&1"
@@ -181,5 +146,5 @@ rule pthat_threshold_study:
         seed=SEED,
         settings=simulation_settings("spectrum"),
     shell:
-        "{PYTHON} -m simulation spectrum --pthat-min 5 10 15 20 --n-events 12000 --seed {params.seed}"
+        "python -m simulation spectrum --pthat-min 5 10 15 20 --n-events 12000 --seed {params.seed}"
         " --config-json {params.settings:q} --out {output.figure} --csv {output.table} > {log} 2>&1"

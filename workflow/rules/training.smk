@@ -6,10 +6,8 @@
 # training job resumes from its last epoch when Snakemake reruns it.
 import re
 
-from model.settings import READS as TRAINING_READS
 from snakemake.exceptions import WorkflowError
 
-TRAINING = config["training"]
 #: `training.run` picks which configured models run (null: all). --configfile merges `models`
 #: into config.yaml's, so this is how a run leaves default models out.
 if TRAINING.get("run") is None:
@@ -26,23 +24,6 @@ GENERATED_MODELS = TRAINED_MODELS + ["independent_pixels"]
 _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
 
 
-def training_settings(command, model=None):
-    """--config-json of `python -m model <command>`: the keys of `training:` it reads (model/settings.py),
-    with `models` reduced to `model` (so changing another model does not rerun this one)."""
-    override = {} if model is None else {"models": {model: TRAINING["models"][model]}}
-    return section_json(TRAINING, TRAINING_READS[command], **override)
-
-
-def training_targets():
-    """Trained models (+ logs) and generated images for every sample and model."""
-    targets = []
-    for sample in SAMPLES:
-        for model in TRAINED_MODELS:
-            targets += [out("models", sample, model, "model.pt"), out("models", sample, model, "train_log.csv")]
-        targets += [out("generated", sample, f"{model}.h5") for model in GENERATED_MODELS]
-    return targets
-
-
 rule train_model:
     input:
         images=out("{sample}", "images.h5"),
@@ -57,6 +38,7 @@ rule train_model:
         BENCH / "train" / "{sample}_{model}.tsv"
     params:
         checkpoints=lambda w: out("models", w.sample, w.model, "checkpoints"),
+        seed=SEED,
         settings=lambda w: training_settings("train", w.model),
     threads: TRAINING["threads"]
     resources:
@@ -66,9 +48,9 @@ rule train_model:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
+        "python -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
         " --checkpoint-dir {params.checkpoints} --model-name {wildcards.model} --sample {wildcards.sample}"
-        " --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
+        " --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule sample_model:
@@ -84,6 +66,7 @@ rule sample_model:
     benchmark:
         BENCH / "sample" / "{sample}_{model}.tsv"
     params:
+        seed=SEED,
         settings=lambda w: training_settings("sample", w.model),
     threads: TRAINING["threads"]
     resources:
@@ -93,8 +76,8 @@ rule sample_model:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
-        " --sample {wildcards.sample} --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
+        "python -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
+        " --sample {wildcards.sample} --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule baseline:
@@ -107,6 +90,7 @@ rule baseline:
     benchmark:
         BENCH / "sample" / "{sample}_independent_pixels.tsv"
     params:
+        seed=SEED,
         settings=training_settings("baseline"),
     threads: 1
     resources:
@@ -115,5 +99,5 @@ rule baseline:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
-        " --seed {SEED} --config-json {params.settings:q} > {log} 2>&1"
+        "python -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
+        " --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"
