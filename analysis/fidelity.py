@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,7 +23,8 @@ from matplotlib.colors import LogNorm
 
 from common.seeds import pair_seed
 from imaging.h5schema import ImageSet
-from model.baseline import MODEL_NAME as BASELINE, sample_independent_pixels
+from model.baseline import MODEL_NAME as BASELINE
+from model.baseline import sample_independent_pixels
 from model.data import load_training_data
 
 from .errors import AnalysisError
@@ -50,7 +52,7 @@ def radial_profile(images: np.ndarray, weight: np.ndarray, radius: float,
     dr = delta_r_map(images.shape[1], radius)
     avg = average_image(images, weight)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         ring = (dr >= lo) & (dr < hi)
         if not ring.any():
             raise AnalysisError(f"dR ring [{lo}, {hi}) holds no pixel centre of a {images.shape[1]}-pixel image")
@@ -67,7 +69,8 @@ def delphes_cpu_ms_per_event(paths: Sequence[str | Path]) -> float | None:
                 record = json.loads(str(f["provenance"]))
                 n = int(f["Delphes"].num_entries)
         except (OSError, KeyError, ValueError) as exc:
-            raise AnalysisError(f"{path}: cannot read the Delphes provenance ({exc}); re-run its simulation job") from None
+            raise AnalysisError(
+                f"{path}: cannot read the Delphes provenance ({exc}); re-run its simulation job") from None
         if "delphes_cpu_s" not in record:
             return None  # written before the CPU time was recorded
         seconds += float(record["delphes_cpu_s"])
@@ -183,7 +186,7 @@ def fidelity_table(records: Sequence[dict[str, Any]], csv_path: str | Path, md_p
                          **{k: v for k, v in c.items() if not isinstance(v, list)},
                          **{f"ring{i}_et_per_pixel_gev": v for i, v in enumerate(c["ring_et_per_pixel_gev"])},
                          **{f"muon_pt_fraction_{lo:g}_{lo + 1:g}": v
-                            for lo, v in zip(PT_EDGES_GEV, c.get("muon_pt_fractions", []))}})
+                            for lo, v in zip(PT_EDGES_GEV, c.get("muon_pt_fractions", []), strict=False)}})
     write_csv(csv_path, rows, list(rows[0]))
     parts = ["# Detector fidelity: one row per variant (card / tower rendering / b bbar pT-hat)\n",
              "Paper: 98.83% zero pixels (~12 non-zero per image); background core dense, signal flat.\n"]

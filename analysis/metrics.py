@@ -75,7 +75,8 @@ def _negative_fraction(images: np.ndarray) -> float:
     return float(np.count_nonzero(images < 0) / nonzero) if nonzero else 0.0
 
 
-def pair_metrics(real: Images, generated: Images, *, seed: int, settings: MetricSettings = MetricSettings()) -> dict[str, Any]:
+def pair_metrics(real: Images, generated: Images, *, seed: int,
+                 settings: MetricSettings = MetricSettings()) -> dict[str, Any]:
     """Every metric comparing `generated` to `real` (same sample); distances are in feature units."""
     check_compatible(real, generated)
     r, g = real.data, generated.data

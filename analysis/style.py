@@ -5,8 +5,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window (batch jobs, CI)
 
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
@@ -39,7 +39,8 @@ def save_figure(fig: plt.Figure, paths: Sequence[str | Path], dpi: int = 150) ->
     for path in paths:
         suffix = Path(path).suffix.lower()
         if suffix not in SUPPORTED_FORMATS:
-            raise AnalysisError(f"figure output {path}: unsupported format '{suffix}' (use {', '.join(SUPPORTED_FORMATS)})")
+            raise AnalysisError(
+                f"figure output {path}: unsupported format '{suffix}' (use {', '.join(SUPPORTED_FORMATS)})")
     try:
         for path in paths:
             with atomic_output(path) as tmp:

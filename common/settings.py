@@ -16,8 +16,9 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
@@ -37,7 +38,7 @@ def schema_path(section: str) -> Path:
     return SCHEMA_DIR / f"{section}.schema.yaml"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_schema(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():

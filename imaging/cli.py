@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from common import cli
 from common.settings import add_config_argument, parse_section

@@ -77,7 +77,7 @@ class ImagingConfig:
         return asdict(self)
 
     @classmethod
-    def from_mapping(cls, section: dict[str, Any]) -> "ImagingConfig":
+    def from_mapping(cls, section: dict[str, Any]) -> ImagingConfig:
         """Build from a config section; unknown keys are an error naming the key."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)

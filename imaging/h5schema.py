@@ -15,9 +15,10 @@ Files are chunked, compressed, written to a temporary name and renamed when comp
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--in", dest="input", required=True, help="training images (images.h5)")
     t.add_argument("--out", required=True, help="model file to write (model.pt)")
     t.add_argument("--model-name", required=True,
-                   help="the model: its entry of training.models gives its settings (and it is part of the seed stream)")
+                   help="the model: its entry of training.models gives its settings (and it is part of the seed "
+                        "stream)")
     t.add_argument("--log-csv", help="per-epoch CSV log (default: train_log.csv next to --out)")
     t.add_argument("--checkpoint-dir", help="checkpoint folder (default: checkpoints/ next to --out)")
     t.add_argument("--max-images", type=int, help="use only the first N images (tests, benchmarks)")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imaging.h5schema import ImageFileError, read_image_file
 from common.provenance import file_digest
+from imaging.h5schema import ImageFileError, read_image_file
 
 from .errors import ModelError
 

@@ -123,7 +123,7 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
     fixed = {"generator_spec": dict(vars(generator.spec)),
              "likelihood": {"name": likelihood.name, **likelihood.extra_state_dict()}}
     # the conditional generator's pT input scaling (also its pt_center / pt_scale buffers)
-    data_info = (dict(zip(("pt_norm_mean_gev", "pt_norm_std_gev"), data.pt_normalisation()))
+    data_info = (dict(zip(("pt_norm_mean_gev", "pt_norm_std_gev"), data.pt_normalisation(), strict=True))
                  if generator.spec.conditional else {})
     return TrainResult(modules, cfg, fixed, rows, str(device), start, data_info)
 

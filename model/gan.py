@@ -105,8 +105,8 @@ class LocallyConnected2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != (self.in_channels, self.in_size, self.in_size):
-            raise ModelError(f"locally connected layer expects (B, {self.in_channels}, {self.in_size}, {self.in_size}), "
-                             f"got {tuple(x.shape)}")
+            raise ModelError(f"locally connected layer expects (B, {self.in_channels}, {self.in_size}, "
+                             f"{self.in_size}), got {tuple(x.shape)}")
         batch, p = x.shape[0], self.padding
         flat = F.pad(x, (p, p, p, p)).permute(1, 2, 3, 0).reshape(-1, batch)  # (C side side, B)
         cols = flat.index_select(0, self.index).view(self.weight.shape[0], self.weight.shape[2], batch)  # (L, J, B)

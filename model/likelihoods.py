@@ -71,7 +71,7 @@ class NonZeroLikelihood(nn.Module, ABC):
 
     @classmethod
     @abstractmethod
-    def from_data(cls, data: TrainingData) -> "NonZeroLikelihood":
+    def from_data(cls, data: TrainingData) -> NonZeroLikelihood:
         """This likelihood with its fixed settings estimated from the training images."""
 
     @abstractmethod
@@ -120,7 +120,7 @@ class GaussianFixedSigma(NonZeroLikelihood):
         return eta + self.sigma_gev * noise
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> "GaussianFixedSigma":
+    def from_data(cls, data: TrainingData) -> GaussianFixedSigma:
         return cls(data.nonzero_std())
 
     def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
@@ -172,7 +172,7 @@ class LogNormalFixedSigma(NonZeroLikelihood):
         return self.offset_gev + torch.exp(eta + self.sigma_log * noise)
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> "LogNormalFixedSigma":
+    def from_data(cls, data: TrainingData) -> LogNormalFixedSigma:
         return cls(data.nonzero_std(log_values=True))
 
     def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
@@ -221,7 +221,7 @@ class LogNormalThreshold(LogNormalFixedSigma):
     name = "lognormal_threshold"
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> "LogNormalThreshold":
+    def from_data(cls, data: TrainingData) -> LogNormalThreshold:
         values, weight = data.nonzero_values()
         if values.numel() < 3:
             raise ModelError(
@@ -332,7 +332,7 @@ class GaussianLearnedSigma(NonZeroLikelihood):
         return eta + self.sigma().to(eta.dtype) * noise
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> "GaussianLearnedSigma":
+    def from_data(cls, data: TrainingData) -> GaussianLearnedSigma:
         global_std = data.nonzero_std()
         if not (math.isfinite(global_std) and global_std > 0):
             raise ModelError(
@@ -394,7 +394,7 @@ class GammaLearnedShape(NonZeroLikelihood):
         return standard_gamma(a, generator) * torch.exp(eta) / a
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> "GammaLearnedShape":
+    def from_data(cls, data: TrainingData) -> GammaLearnedShape:
         lik = cls(data.n_pixels, ALPHA_FLOOR)
         lik.set_alpha(1.0 / data.nonzero_pixel_var(PRIOR_COUNT, relative=True).clamp_min(1e-6))
         return lik

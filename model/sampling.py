@@ -11,8 +11,9 @@ that pT.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def draw_real_pt(real: str | Path, n: int, *, seed: int) -> np.ndarray:
     pt, w = data.muon_pt.astype(np.float64), data.weight.astype(np.float64)
     usable = np.isfinite(pt) & (w > 0)
     if not usable.any():
-        raise ModelError(f"{real}: no image has a finite /muon/pt and a positive weight; cannot draw pTs to generate at")
+        raise ModelError(
+            f"{real}: no image has a finite /muon/pt and a positive weight; cannot draw pTs to generate at")
     pt, cdf = pt[usable], np.cumsum(w[usable])
     rng = np.random.default_rng(derive_seed(seed, "muon_pt"))
     idx = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right").clip(max=len(cdf) - 1)

@@ -9,7 +9,8 @@ which top-level keys are per-model settings. No torch here: the workflow reads t
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from common.settings import load_schema, schema_path
 

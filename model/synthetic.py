@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imaging.h5schema import write_image_file
 from common.provenance import provenance
+from imaging.h5schema import write_image_file
 
 
 def synthetic_images(

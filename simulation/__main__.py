@@ -18,7 +18,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-
 from typing import Any
 
 from common import cli
@@ -100,7 +99,8 @@ def cmd_delphes(a: argparse.Namespace) -> None:
             record = json.loads(a.stats.read_text())
             expected = int(record["generation"]["kept"])
         except (OSError, ValueError, KeyError) as exc:
-            raise SimulationError(f"{a.sample} chunk {a.chunk}: cannot read kept count from {a.stats} ({exc})") from None
+            raise SimulationError(
+                f"{a.sample} chunk {a.chunk}: cannot read kept count from {a.stats} ({exc})") from None
     delphes_from_file(a.input, DetectorSpec(a.pileup, _mean_pileup(a), a.card), a.out,
                       f"{a.sample} chunk {a.chunk}", chunk_seed(a.seed, a.sample, a.chunk, "delphes"), expected,
                       metadata=record)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from common.provenance import atomic_output, provenance
+from common.seeds import chunk_seed
 
 from .delphes import DEFAULT_CARD, delphes_run, pileup_entries, render_card
 from .errors import SimulationError
 from .generation import GenerationStats, generate_chunk
 from .hepmc_writer import HepMC2Sink
 from .muon_filter import MuonWindow
-from common.seeds import chunk_seed
 
 log = logging.getLogger(__name__)
 

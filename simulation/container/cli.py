@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
-
 from typing import Any
 
 from common import cli
@@ -79,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shower-card", help="Pythia 8 card that showers one LHE chunk (Beams:frameType = 4)")
     p.add_argument("--sample", required=True, choices=cards.SAMPLES)
     p.add_argument("--lhe", required=True, help="LHE file (.lhe or .lhe.gz) as seen by the shower")
-    p.add_argument("--hepmc", required=True, help="HepMC2 output as seen by the shower (the rules use /dev/fd/3, a pipe)")
+    p.add_argument("--hepmc", required=True,
+                   help="HepMC2 output as seen by the shower (the rules use /dev/fd/3, a pipe)")
     p.add_argument("--seed", required=True, type=int, help="Random:seed in [1, 900000000]")
     p.add_argument("--n-events", required=True, type=int, help="LHE events in the file (the shower stops at its end)")
     p.add_argument("--out", required=True, type=Path)

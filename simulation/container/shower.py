@@ -46,7 +46,8 @@ def configure_pythia(card: Path, subrun: int = 0):
     if pythia.mode("Beams:frameType") != 4:
         raise ContainerCardError(f"{card}: Beams:frameType must be 4 (hard process from the LHE file)")
     if pythia.mode("LHEFInputs:nSubruns") < 1:
-        raise ContainerCardError(f"{card}: LHEFInputs:nSubruns must be >= 1 (MG5aMC_PY8_interface runs no subrun otherwise)")
+        raise ContainerCardError(
+            f"{card}: LHEFInputs:nSubruns must be >= 1 (MG5aMC_PY8_interface runs no subrun otherwise)")
     return pythia
 
 

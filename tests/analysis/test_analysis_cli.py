@@ -51,7 +51,8 @@ def test_metrics_record_has_every_metric(records: list[Path]) -> None:
 
 def test_emd_table_has_paper_values_beside_ours(records: list[Path], tmp_path: Path) -> None:
     csv_path, md_path = tmp_path / "emd.csv", tmp_path / "emd.md"
-    assert main(["emd-table", "--metrics", *map(str, records), "--out-csv", str(csv_path), "--out-md", str(md_path)]) == 0
+    assert main(["emd-table", "--metrics", *map(str, records), "--out-csv", str(csv_path),
+                 "--out-md", str(md_path)]) == 0
     rows = {(r["sample"], r["model"]): r for r in csv.DictReader(csv_path.open())}
     assert set(rows) == {(s, m) for s in ("signal", "background") for m in MODELS}
     assert float(rows["signal", "decoupled_fc"]["paper_emd"]) == 0.06
@@ -68,7 +69,8 @@ def test_emd_table_has_paper_values_beside_ours(records: list[Path], tmp_path: P
 
 def test_metrics_table(records: list[Path], tmp_path: Path) -> None:
     csv_path, md_path = tmp_path / "m.csv", tmp_path / "m.md"
-    assert main(["metrics-table", "--metrics", *map(str, records), "--out-csv", str(csv_path), "--out-md", str(md_path)]) == 0
+    assert main(["metrics-table", "--metrics", *map(str, records), "--out-csv", str(csv_path),
+                 "--out-md", str(md_path)]) == 0
     rows = list(csv.DictReader(csv_path.open()))
     assert len(rows) == 4 and "classifier_auc" in rows[0] and "_provenance" not in rows[0]
     md = md_path.read_text()
@@ -139,7 +141,8 @@ def test_generated_file_without_pt_is_refused(tmp_path: Path, toy_dir: Path, cap
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["figure2", "--real", "signal", "--generated", "signal:m=x.h5", "--out", "f.png"], "must look like LABEL=PATH"),
+        (["figure2", "--real", "signal", "--generated", "signal:m=x.h5", "--out", "f.png"],
+         "must look like LABEL=PATH"),
         (["figure2", "--real", "signal=a.h5", "--generated", "signal=x.h5", "--out", "f.png"],
          "must look like SAMPLE:MODEL=PATH"),
         (["figure2", "--real", "signal=a.h5", "--generated", "background:m=x.h5", "--out", "f.png"],

@@ -10,8 +10,8 @@ from analysis.errors import AnalysisError
 from analysis.features import average_image, zero_pixel_fraction
 from analysis.inputs import load_images
 from analysis.metrics import MetricSettings, pair_metrics
-from model.baseline import independent_pixel_images
 from imaging.h5schema import write_image_file
+from model.baseline import independent_pixel_images
 
 FAST = MetricSettings(classifier=ClassifierSettings(hidden_layers=(32,), epochs=10))
 

@@ -15,8 +15,8 @@ from collections import defaultdict
 
 import pytest
 import yaml
-
 from container_helpers import PROJECT_DIR, snakemake
+
 from common.seeds import chunk_seed
 
 pytestmark = pytest.mark.slow

@@ -8,14 +8,13 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from imaging_cases import PROJECT_DIR
 
+from common.provenance import config_digest, file_digest
 from imaging import ImagingConfig, build_images, write_images
 from imaging.build import input_digest
 from imaging.h5schema import read_image_file
-from common.provenance import config_digest, file_digest
 from imaging.synthetic import random_delphes_events
-
-from imaging_cases import PROJECT_DIR
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Shared fixtures for the model tests: small synthetic sparse images and a one-hot toy."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

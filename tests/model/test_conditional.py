@@ -15,12 +15,12 @@ from imaging.h5schema import read_image_file, write_image_file
 from model.cli import main as cli_main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import init_model, sample_images
 from model.errors import ModelError
+from model.families import load_model, save_model, train
 from model.generators import GeneratorSpec, build_generator, log_occupied, log_rate_to_logit
 from model.likelihoods import build_likelihood
 from model.objectives import bound_objective, conditional_log_likelihood_matrix
-from model.decoupled import init_model, sample_images
-from model.families import load_model, save_model, train
 from model.sampling import PT_NOTE_CONDITIONAL, draw_real_pt, sample_to_file
 
 SMALL = TrainConfig(arch="fc", width=16, noise_dim=8, epochs=3, batch_size=128, K=16, lr=3e-3, seed=9, device="cpu",
@@ -72,7 +72,7 @@ def test_factorised_matrix_equals_elementwise_reference_values_and_gradients(arc
     params = [*gen.parameters(), *lik.parameters()]
     g1 = torch.autograd.grad(-bound_objective(ll).sum(), params, allow_unused=True)
     g2 = torch.autograd.grad(-bound_objective(ref).sum(), params, allow_unused=True)
-    for a, r in zip(g1, g2):
+    for a, r in zip(g1, g2, strict=True):
         if r is None:
             assert a is None or not a.any()
         else:
@@ -105,7 +105,7 @@ def test_conditional_model_starts_at_the_unconditional_marginals(synthetic_data)
     with torch.no_grad():
         low = gen(noise, torch.full((4,), 10.0))
         high = gen(noise, torch.full((4,), 15.0))
-    assert all(torch.equal(a, b) for a, b in zip(low, high))  # the pT maps start at zero
+    assert all(torch.equal(a, b) for a, b in zip(low, high, strict=True))  # the pT maps start at zero
 
 
 def _pt_dependent_images(n: int, seed: int):
@@ -126,7 +126,8 @@ def test_conditional_model_learns_a_strong_pt_dependence():
     res = train(data, cfg, None, progress=False)
     stats = {}
     for pt_gev in (12.0, 48.0):
-        gen = sample_images(res.modules["generator"], res.modules["likelihood"], 4000, seed=2, progress=False, pt_gev=np.full(4000, pt_gev))
+        gen = sample_images(res.modules["generator"], res.modules["likelihood"], 4000, seed=2, progress=False,
+                            pt_gev=np.full(4000, pt_gev))
         stats[pt_gev] = ((gen != 0).mean(), float(gen[gen != 0].mean()))
     # truth: occupancy 0.034 / 0.286, mean ET 1.1 / 2.9 GeV; the same model trained unconditionally gives
     # 0.16 and 2.3 GeV at both (measured), failing every line below
@@ -145,7 +146,8 @@ def test_resume_gives_the_same_conditional_model_as_an_uninterrupted_run(synthet
     for module in ("generator", "likelihood"):
         a, b = full.modules[module].state_dict(), resumed.modules[module].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), module
-    assert "cond_maps" in full.modules["generator"].state_dict() and bool(full.modules["generator"].cond_maps.abs().sum() > 0)
+    generator = full.modules["generator"]
+    assert "cond_maps" in generator.state_dict() and bool(generator.cond_maps.abs().sum() > 0)
     assert [r["loss"] for r in resumed.log_rows] == [r["loss"] for r in full.log_rows]
 
 
@@ -205,7 +207,8 @@ def test_cli_trains_a_conditional_model_and_samples_it_at_real_pts(synthetic_fil
     assert rc == 0
     out = tmp_path / "gen.h5"
     args = ["sample", "--model", str(model_path), "--out", str(out), "--model-name", "cond",
-            "--config-json", json.dumps({"n_generated": 300, "device": "cpu"}), "--sample", "background", "--no-progress"]
+            "--config-json", json.dumps({"n_generated": 300, "device": "cpu"}), "--sample", "background",
+            "--no-progress"]
     assert cli_main(args + ["--real", synthetic_file]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == (300, 32, 32) and gen.attrs["kind"] == "generated"

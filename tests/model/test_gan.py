@@ -45,8 +45,8 @@ def _reference_locally_connected(lc: gan.LocallyConnected2d, x: torch.Tensor) ->
     for i in range(m):
         for j in range(m):
             patch = xp[:, :, i * s:i * s + k, j * s:j * s + k].reshape(x.shape[0], -1).double()  # order (c, di, dj)
-            l = i * m + j
-            out[:, :, i, j] = patch @ lc.weight[l].double().T + lc.bias[l].double()
+            pos = i * m + j
+            out[:, :, i, j] = patch @ lc.weight[pos].double().T + lc.bias[pos].double()
     return out
 
 
@@ -96,7 +96,8 @@ def test_generator_output_has_exact_zeros_and_sampling_is_seeded():
     assert not np.array_equal(images, gan.sample_images(generator, 64, seed=2, progress=False))
     assert discriminator(torch.from_numpy(images)).shape == (64,)
     g2, _ = gan.build_gan(spec, seed=3)  # same seed, same networks
-    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(generator.state_dict().values(), g2.state_dict().values(), strict=True))
 
 
 def test_bad_gan_settings_are_clear_errors(pattern_data):

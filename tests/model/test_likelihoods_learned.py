@@ -15,11 +15,11 @@ from torch.distributions import Bernoulli, Gamma, Normal
 
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import init_model, sample_images
 from model.errors import ModelError
+from model.families import load_model, save_model, train
 from model.likelihoods import GammaLearnedShape, GaussianLearnedSigma, build_likelihood, standard_gamma
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.decoupled import init_model, sample_images
-from model.families import load_model, save_model, train
 
 ROOT = Path(__file__).resolve().parents[2]
 LEARNED = ("gaussian_learned_sigma", "gamma")
@@ -68,7 +68,7 @@ def test_matrix_form_equals_elementwise_log_prob_values_and_gradients(name):
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), wrt, retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), wrt, retain_graph=True)
-        for a, b in zip(g1, g2):
+        for a, b in zip(g1, g2, strict=True):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
     # the likelihood's own parameters get a gradient (they are trained)

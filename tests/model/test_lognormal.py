@@ -1,8 +1,8 @@
 """The log-normal likelihood of non-zero values: matrix form, sampling, config/CLI, short training."""
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -16,11 +16,11 @@ from torch.distributions import Bernoulli, LogNormal
 from imaging.h5schema import read_image_file
 from model.cli import main as cli_main
 from model.config import TrainConfig
+from model.decoupled import init_model, sample_images
 from model.errors import ModelError
+from model.families import load_model, train
 from model.likelihoods import LogNormalFixedSigma, build_likelihood
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.decoupled import init_model, sample_images
-from model.families import load_model, train
 from model.sampling import sample_to_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_matrix_form_equals_torch_lognormal_values_and_gradients(s):
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), (logits, eta), retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), (logits, eta), retain_graph=True)
-        for a, b in zip(g1, g2):
+        for a, b in zip(g1, g2, strict=True):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
@@ -93,7 +93,8 @@ def test_settings_come_from_log_of_the_nonzero_values(synthetic_data):
     with torch.no_grad():
         _, eta = generator(torch.zeros(1, SMALL.noise_dim))
     start = synthetic_data.nonzero_mean(log_values=True).float()
-    assert float((eta[0] - start).abs().mean()) < 0.5 * float((eta[0] - synthetic_data.nonzero_mean().float()).abs().mean())
+    assert float((eta[0] - start).abs().mean()) < 0.5 * float(
+        (eta[0] - synthetic_data.nonzero_mean().float()).abs().mean())
 
 
 def test_bad_settings_are_clear_errors():
@@ -137,9 +138,11 @@ def test_short_training_reproduces_the_nonzero_values(synthetic_data, objective)
     assert float(np.log(values).mean()) == pytest.approx(real_log_mean, abs=math.log(1.2))  # geo. mean within 20%
     assert 0.8 < (gen != 0).mean() / nz.mean() < 1.25
     with torch.no_grad():
-        logits, eta = res.modules["generator"](torch.randn(3000, SMALL.noise_dim, generator=torch.Generator().manual_seed(8)))
+        noise = torch.randn(3000, SMALL.noise_dim, generator=torch.Generator().manual_seed(8))
+        logits, eta = res.modules["generator"](noise)
         pi = torch.sigmoid(logits).double()
-        predicted = float((pi * torch.exp(eta.double() + 0.5 * res.modules["likelihood"].sigma_log**2)).sum() / pi.sum())
+        sigma_log = res.modules["likelihood"].sigma_log
+        predicted = float((pi * torch.exp(eta.double() + 0.5 * sigma_log**2)).sum() / pi.sum())
     assert float(values.mean()) == pytest.approx(predicted, rel=0.2)
 
 

@@ -7,8 +7,8 @@ below the data's smallest value.
 """
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -20,11 +20,11 @@ from imaging.h5schema import read_image_file, write_image_file
 from model.cli import main as cli_main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import sample_images
 from model.errors import ModelError
+from model.families import load_model, train
 from model.likelihoods import LogNormalThreshold, build_likelihood, zero_skew_offset
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.decoupled import sample_images
-from model.families import load_model, train
 from model.sampling import sample_to_file
 
 THRESHOLD_GEV = 0.45
@@ -53,7 +53,8 @@ def test_matrix_form_equals_torch_lognormal_of_the_excess_values_and_gradients()
     z = (x != 0).to(x.dtype)[:, None, :].expand(-1, k, -1)
     excess = torch.where(x != 0, x - x0, torch.ones_like(x))[:, None, :].expand(-1, k, -1)
     per_pixel = LogNormal(eta[None], s).log_prob(excess)
-    ref = (Bernoulli(logits=logits[None]).log_prob(z) + torch.where(z != 0, per_pixel, torch.zeros_like(per_pixel))).sum(-1)
+    ref = (Bernoulli(logits=logits[None]).log_prob(z)
+           + torch.where(z != 0, per_pixel, torch.zeros_like(per_pixel))).sum(-1)
     torch.testing.assert_close(ll, ref, rtol=1e-10, atol=1e-9)
     torch.testing.assert_close(lik.log_prob(x[x != 0], eta[0, :1].expand(int((x != 0).sum()))),
                                LogNormal(eta[0, :1], s).log_prob(x[x != 0] - x0))
@@ -61,7 +62,7 @@ def test_matrix_form_equals_torch_lognormal_of_the_excess_values_and_gradients()
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), (logits, eta), retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), (logits, eta), retain_graph=True)
-        for a, c in zip(g1, g2):
+        for a, c in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-10)
 
 

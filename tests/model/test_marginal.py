@@ -9,9 +9,9 @@ import torch
 
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
-from model.objectives import marginal_kl
 from model.decoupled import sample_images
 from model.families import train
+from model.objectives import marginal_kl
 
 
 def test_zero_when_the_generator_occupancy_equals_the_data():

@@ -11,8 +11,8 @@ from imaging.h5schema import read_image_file
 from model.baseline import baseline_to_file, sample_independent_pixels
 from model.config import TrainConfig
 from model.data import load_training_data, training_data_from_arrays
-from model.errors import ModelError
 from model.decoupled import sample_images
+from model.errors import ModelError
 from model.families import save_model, train
 from model.sampling import PT_NOTE, sample_to_file
 
@@ -43,7 +43,8 @@ def test_sampled_file_follows_the_images_contract(synthetic_file, tmp_path):
 
 def test_sample_n_images_and_reject_bad_n(synthetic_data):
     res = train(synthetic_data, dataclasses.replace(SMALL, arch="fc"), None, progress=False)
-    assert sample_images(res.modules["generator"], res.modules["likelihood"], 7, seed=1, batch_size=3, progress=False).shape == (7, 32, 32)
+    generator, likelihood = res.modules["generator"], res.modules["likelihood"]
+    assert sample_images(generator, likelihood, 7, seed=1, batch_size=3, progress=False).shape == (7, 32, 32)
     with pytest.raises(ModelError, match=">= 1"):
         sample_images(res.modules["generator"], res.modules["likelihood"], 0, seed=1)
 

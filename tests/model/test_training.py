@@ -1,17 +1,17 @@
 """Training: seeded, resumable bit-for-bit, logs and model records."""
 from __future__ import annotations
 
-import json
 import csv
 import dataclasses
+import json
 
 import pytest
 import torch
 
-from model.config import TrainConfig
-from model.errors import ModelError
 from model.checkpoint import write_log_csv
+from model.config import TrainConfig
 from model.decoupled import LOG_COLUMNS
+from model.errors import ModelError
 from model.families import load_model, save_model, train
 
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=3, batch_size=128, K=16, lr=3e-3, seed=7, device="cpu")

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from model_cases import one_hot_images
 
 from imaging.h5schema import read_image_file
 from model import vae
@@ -19,8 +20,6 @@ from model.errors import ModelError
 from model.families import load_model, model_family, train
 from model.likelihoods import LIKELIHOODS
 from model.objectives import log_likelihood_matrix
-
-from model_cases import one_hot_images
 
 TINY = TrainConfig(family="vae", arch="fc", width=32, noise_dim=4, epochs=3, batch_size=128, lr=3e-3, seed=9,
                    device="cpu")

@@ -23,7 +23,8 @@ def test_dry_run_plans_training_sampling_and_baseline(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["outdir"] = str(tmp_path / "results")
     config["samples"] = ["background"]
-    config["training"]["models"] = {"fc_a": {"arch": "fc", "epochs": 2}, "deconv_b": {"arch": "deconv", "objective": "paper"}}
+    config["training"]["models"] = {"fc_a": {"arch": "fc", "epochs": 2},
+                                    "deconv_b": {"arch": "deconv", "objective": "paper"}}
     config["training"]["run"] = None  # every configured model (config.yaml's `run` picks four)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     images = tmp_path / "results" / "background" / "images.h5"
@@ -85,7 +86,8 @@ def test_run_selects_models_and_rejects_unknown_names(tmp_path):
                                        "training": {"run": run}}))
         return subprocess.run(
             [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
-             "--allowed-rules", "train_model", "sample_model", "baseline", "train", "-n", "-p", "--cores", "1", "train"],
+             "--allowed-rules", "train_model", "sample_model", "baseline", "train", "-n", "-p", "--cores", "1",
+             "train"],
             capture_output=True, text=True, cwd=tmp_path,
         )
 

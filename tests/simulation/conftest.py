@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from simulation.pileup import make_pileup_library
 from common.seeds import chunk_seed
+from simulation.pileup import make_pileup_library
 
 #: Small but real: Pythia SoftQCD events converted by Delphes' hepmc2pileup.
 LIBRARY_EVENTS = 60

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from common.seeds import PYTHIA_SEED_MAX, chunk_seed
 from simulation.delphes import DEFAULT_CARD, pileup_entries, render_card
 from simulation.errors import SimulationError
 from simulation.muon_filter import MuonWindow
 from simulation.plan import chunk_sizes
 from simulation.pythia_setup import make_pythia, process_cards, read_cmnd
-from common.seeds import PYTHIA_SEED_MAX, chunk_seed
 
 
 def test_seeds_are_in_pythia_range_deterministic_and_distinct():
