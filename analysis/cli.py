@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common import cli
-from common.settings import add_config_argument, parse_section
+from common.settings import parse_section
 
 from . import run
 from .errors import AnalysisError
@@ -116,17 +116,10 @@ def _multi_inputs(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_verbose(parser)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = cli.stage_parser("python -m analysis", __doc__)
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text)
-        p.set_defaults(func=func)
-        if READS[name]:
-            add_config_argument(p, "analysis", READS[name])
-        return p
+        return cli.add_command(sub, name, func, text, section="analysis", reads=READS[name])
 
     p = command("metrics", cmd_metrics, "all metrics of one (sample, model) pair -> JSON record")
     p.add_argument("--real", required=True, help="real images.h5")

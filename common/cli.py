@@ -1,17 +1,20 @@
 """The common entry of every stage CLI (`python -m simulation|imaging|model|analysis ...`).
 
-A stage builds its argparse parser, each subcommand sets `func` (what it runs), and `main`
-does the rest the same way for every stage: parse, log to stderr, run, and report a known
-error (any `StageError`) as `error: <message>` with exit status 2, without a traceback.
+A stage builds its parser with `stage_parser` and `add_command` (each subcommand runs `func`,
+with --config-json when it reads a config section), and `main` does the rest the same way for
+every stage: parse, log to stderr, run, and report a known error (any `StageError`) as
+`error: <message>` with exit status 2, without a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .errors import StageError
+from .settings import add_config_argument
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: exit status of a known error (bad input or setting); 1 stays for unexpected failures
@@ -21,6 +24,25 @@ ERROR_STATUS = 2
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     """The `-v/--verbose` flag (debug logging) that `main` honours."""
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def stage_parser(prog: str, description: str | None) -> tuple[argparse.ArgumentParser, Any]:
+    """A stage's parser (with -v) and its subcommands (`add_command` adds one)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose(parser)
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
+def add_command(subcommands: Any, name: str, func: Callable[[argparse.Namespace], None], text: str, *,
+                section: str | None = None, reads: Iterable[str] = ()) -> argparse.ArgumentParser:
+    """Subcommand `name` running `func`; with --config-json when it reads keys of config section `section`."""
+    parser = subcommands.add_parser(name, help=text, description=text)
+    parser.set_defaults(func=func)
+    reads = tuple(reads)
+    if section is not None and reads:
+        add_config_argument(parser, section, reads)
+    return parser
 
 
 def main(

@@ -11,7 +11,7 @@ import torch
 from common import cli
 from common.provenance import config_digest
 from common.seeds import derive_seed
-from common.settings import add_config_argument, parse_section
+from common.settings import parse_section
 
 from .baseline import MODEL_NAME, baseline_to_file
 from .config import FAMILIES, TrainConfig
@@ -70,16 +70,10 @@ def cmd_synthetic(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m model", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_verbose(p)
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = cli.stage_parser("python -m model", __doc__)
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=text, description=text)
-        sp.set_defaults(func=func)
-        if name in READS:
-            add_config_argument(sp, "training", READS[name])
+        sp = cli.add_command(sub, name, func, text, section="training", reads=READS.get(name, ()))
         sp.add_argument("--seed", type=int, default=0, help="master seed (streams derive from seed, sample, model)")
         sp.add_argument("--sample", default="", help="sample name (signal/background), part of the seed stream")
         sp.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")

@@ -23,7 +23,7 @@ from typing import Any
 from common import cli
 from common.provenance import atomic_output, provenance
 from common.seeds import chunk_seed
-from common.settings import add_config_argument, parse_section
+from common.settings import parse_section
 
 from .chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe
 from .delphes import DEFAULT_CARD, render_card
@@ -116,16 +116,10 @@ def cmd_spectrum(a: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_verbose(parser)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = cli.stage_parser("python -m simulation", __doc__)
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text)
-        p.set_defaults(func=func)
-        add_config_argument(p, "simulation", READS[name])
-        return p
+        return cli.add_command(sub, name, func, text, section="simulation", reads=READS[name])
 
     p = command("pileup", cmd_pileup, "minimum-bias pile-up library (Pythia SoftQCD -> hepmc2pileup)")
     p.add_argument("--seed", type=int, required=True, help="master seed of the config")
