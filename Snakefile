@@ -9,7 +9,7 @@
 #   snakemake --cores all fidelity        detector-fidelity study (cards x renderings, docs/fidelity.md)
 #   snakemake --profile workflow/profiles/paper    paper scale, containers
 #
-# Rules hold no physics: each calls a package CLI with explicit paths and parameters.
+# Rules hold no physics: each calls a package CLI with explicit paths and its config section (--config-json).
 import os
 
 from snakemake.utils import min_version

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import uproot
 from matplotlib.colors import Normalize
 
+from common.seeds import pair_seed
 from imaging.h5schema import ImageSet
-from model.baseline import MODEL_NAME as BASELINE, sample_independent_pixels
+from model.baseline import MODEL_NAME as BASELINE
+from model.baseline import sample_independent_pixels
 from model.data import load_training_data
 
 from .errors import AnalysisError
@@ -30,7 +33,7 @@ from .figure_isolation import SAMPLE_TITLES, weighted_quantile
 from .geometry import delta_r_map
 from .inputs import Images, load_images
 from .isolation import cone_et, isolation
-from .metrics import MetricSettings, pair_metrics, pair_seed
+from .metrics import MetricSettings, pair_metrics
 from .style import save_figure, use_style
 from .tables import markdown_table, write_csv, write_text
 
@@ -49,7 +52,7 @@ def radial_profile(images: np.ndarray, weight: np.ndarray, radius: float,
     dr = delta_r_map(images.shape[1], radius)
     avg = average_image(images, weight)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         ring = (dr >= lo) & (dr < hi)
         if not ring.any():
             raise AnalysisError(f"dR ring [{lo}, {hi}) holds no pixel centre of a {images.shape[1]}-pixel image")
@@ -66,7 +69,8 @@ def delphes_cpu_ms_per_event(paths: Sequence[str | Path]) -> float | None:
                 record = json.loads(str(f["provenance"]))
                 n = int(f["Delphes"].num_entries)
         except (OSError, KeyError, ValueError) as exc:
-            raise AnalysisError(f"{path}: cannot read the Delphes provenance ({exc}); re-run its simulation job") from None
+            raise AnalysisError(
+                f"{path}: cannot read the Delphes provenance ({exc}); re-run its simulation job") from None
         if "delphes_cpu_s" not in record:
             return None  # written before the CPU time was recorded
         seconds += float(record["delphes_cpu_s"])
@@ -119,6 +123,9 @@ def variant_record(name: str, images: dict[str, str | Path], delphes: dict[str, 
     record: dict[str, Any] = {"variant": name, **settings_of_variant}
     for sample in SAMPLES:
         real = load_images(images[sample], sample=sample, label="real")
+        if record.setdefault("radius", real.radius) != real.radius:
+            raise AnalysisError(f"{images[sample]}: image radius {real.radius} differs from the other class's "
+                                f"{record['radius']}; image both classes of a variant with the same settings")
         record[sample] = class_record(real, seed=seed, n_baseline=n_baseline, settings=settings)
         record[sample]["delphes_ms_per_event"] = delphes_cpu_ms_per_event(delphes.get(sample, ()))
         log.info("%s %s: %.2f%% zero pixels, %.1f non-zero per image, mean isolation %.3f, core ratio %.2f, "
@@ -179,7 +186,7 @@ def fidelity_table(records: Sequence[dict[str, Any]], csv_path: str | Path, md_p
                          **{k: v for k, v in c.items() if not isinstance(v, list)},
                          **{f"ring{i}_et_per_pixel_gev": v for i, v in enumerate(c["ring_et_per_pixel_gev"])},
                          **{f"muon_pt_fraction_{lo:g}_{lo + 1:g}": v
-                            for lo, v in zip(PT_EDGES_GEV, c.get("muon_pt_fractions", []))}})
+                            for lo, v in zip(PT_EDGES_GEV, c.get("muon_pt_fractions", []), strict=False)}})
     write_csv(csv_path, rows, list(rows[0]))
     parts = ["# Detector fidelity: one row per variant (card / tower rendering / b bbar pT-hat)\n",
              "Paper: 98.83% zero pixels (~12 non-zero per image); background core dense, signal flat.\n"]
@@ -190,9 +197,14 @@ def fidelity_table(records: Sequence[dict[str, Any]], csv_path: str | Path, md_p
     write_text(md_path, "\n".join(parts) + "\n")
 
 
-def plot_fidelity_averages(records: Sequence[dict[str, Any]], radius: float, outputs: Sequence[str | Path], *,
+def plot_fidelity_averages(records: Sequence[dict[str, Any]], outputs: Sequence[str | Path], *,
                            style: str = "CMS", cmap: str = "viridis", dpi: int = 120) -> None:
     """Average images: one row per (card, pT-hat), one column per (class, rendering); one linear scale per class."""
+    radii = {r.get("radius") for r in records}
+    if None in radii or len(radii) != 1:
+        raise AnalysisError(f"fidelity figure: the records' image radii are {sorted(map(str, radii))}; the figure "
+                            "needs one (re-run `fidelity-variant` for records without one)")
+    radius = float(radii.pop())
     use_style(style)
     rows = list(dict.fromkeys((r.get("card", r["variant"]), r.get("pthat_min_gev")) for r in records))
     shapes = list(dict.fromkeys(r.get("tower_shape", "") for r in records))

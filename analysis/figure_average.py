@@ -1,8 +1,8 @@
 """Figure 3 of the paper: average image, real | generated, per sample (linear and log colour)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

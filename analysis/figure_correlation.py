@@ -1,8 +1,8 @@
 """Pixel-pixel correlation figure: the real correlation matrix and (generated - real) per model."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,7 +25,7 @@ def plot_correlations(
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 1, 5.6), squeeze=False, constrained_layout=True)
     im0 = axes[0, 0].imshow(real, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     axes[0, 0].set_title("real: correlation", fontsize=13)
-    for ax, (model, corr) in zip(axes[0, 1:], generated.items()):
+    for ax, (model, corr) in zip(axes[0, 1:], generated.items(), strict=True):
         diff = corr - real
         ax.imshow(diff, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         mean_abs = correlation_difference(real, corr)["corr_mean_abs_diff"]

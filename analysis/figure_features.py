@@ -1,8 +1,8 @@
 """CaloChallenge-style feature figure: 1-D distributions of image features, real vs each model."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,7 +13,8 @@ from .figure_isolation import SAMPLE_TITLES, WeightedValues
 from .style import REAL_COLOUR, model_colour, save_figure, use_style
 
 #: Panels: feature name, log-spaced bins?, log y?
-PANELS = (("n_nonzero", False, False), ("pixel_et", True, True), ("total_et", False, False), ("max_pixel_et", False, False))
+PANELS = (("n_nonzero", False, False), ("pixel_et", True, True), ("total_et", False, False),
+          ("max_pixel_et", False, False))
 
 
 def _edges(values: list[np.ndarray], log_bins: bool, discrete: bool, bins: int) -> np.ndarray:
@@ -38,7 +39,7 @@ def plot_features(
         if "real" not in features.get(name, {}):
             raise AnalysisError(f"feature figure for {sample}: missing real '{name}' values")
     fig, axes = plt.subplots(2, 2, figsize=(14, 11), constrained_layout=True)
-    for ax, (name, log_bins, log_y) in zip(axes.flat, PANELS):
+    for ax, (name, log_bins, log_y) in zip(axes.flat, PANELS, strict=False):
         per_label = features[name]
         edges = _edges([v.values for v in per_label.values()], log_bins, name == "n_nonzero", bins)
         for i, (label, wv) in enumerate(per_label.items()):
@@ -58,5 +59,6 @@ def plot_features(
         if log_y:
             ax.set_yscale("log")
         ax.legend(fontsize=11)
-    fig.suptitle(f"{SAMPLE_TITLES.get(sample, sample)}: image features (outer bins include under-/overflow)", fontsize=16)
+    fig.suptitle(f"{SAMPLE_TITLES.get(sample, sample)}: image features (outer bins include under-/overflow)",
+                 fontsize=16)
     save_figure(fig, outputs, dpi=dpi)

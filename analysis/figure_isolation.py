@@ -1,9 +1,9 @@
 """Figure 2 of the paper: weighted isolation histograms, real vs each model, per sample, with ratios."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import hist
 import matplotlib.pyplot as plt
@@ -56,7 +56,8 @@ def density_hist(sample: WeightedValues, lo: float, hi: float, bins: int) -> his
 
 def plot_figure2(
     real: dict[str, WeightedValues], generated: dict[str, dict[str, WeightedValues]],
-    outputs: Sequence[str | Path], *, settings: Figure2Settings = Figure2Settings(), style: str = "CMS", dpi: int = 150, cone: float = 0.2,
+    outputs: Sequence[str | Path], *, settings: Figure2Settings = Figure2Settings(), style: str = "CMS",
+    dpi: int = 150, cone: float = 0.2,
 ) -> dict[tuple[str, str], float]:
     """Draw the isolation figure (one column per sample) and return the EMD of every (sample, model)."""
     use_style(style)

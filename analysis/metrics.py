@@ -9,11 +9,12 @@ the generated file's `family` and `train_time_s` attributes copied for the resul
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from common.seeds import pair_seed
 
 from .classifier import ClassifierSettings, classifier_auc
 from .correlation import correlation_difference, correlation_noise_floor, pixel_correlation
@@ -60,11 +61,6 @@ def generated_info(generated: Images) -> dict[str, Any]:
     return {"family": family, "train_time_s": seconds}
 
 
-def pair_seed(seed: int, sample: str, model: str) -> int:
-    """Seed of the (sample, model) random stream, derived from the master seed (stable across runs)."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(sample.encode()), zlib.crc32(model.encode())]).generate_state(1)[0])
-
-
 def _features(images: Images, cone: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     d = images.data
     feats = image_features(d.images, d.muon_pt, images.radius, cone, source=str(images.path))
@@ -79,7 +75,8 @@ def _negative_fraction(images: np.ndarray) -> float:
     return float(np.count_nonzero(images < 0) / nonzero) if nonzero else 0.0
 
 
-def pair_metrics(real: Images, generated: Images, *, seed: int, settings: MetricSettings = MetricSettings()) -> dict[str, Any]:
+def pair_metrics(real: Images, generated: Images, *, seed: int,
+                 settings: MetricSettings = MetricSettings()) -> dict[str, Any]:
     """Every metric comparing `generated` to `real` (same sample); distances are in feature units."""
     check_compatible(real, generated)
     r, g = real.data, generated.data

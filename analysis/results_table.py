@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import AnalysisError
 from .tables import BASELINE_MODEL, markdown_table, read_records, write_csv, write_text
@@ -69,7 +70,8 @@ def _baseline_emd(records: list[dict[str, Any]], sample: str) -> float | None:
     return float(candidates[0]["isolation_emd"])
 
 
-def results_rows(records: Sequence[dict[str, Any]], sources: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
+def results_rows(records: Sequence[dict[str, Any]],
+                 sources: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
     """One row per (sample, model): checked, derived (ratio, differences in percentage points), sorted.
 
     `sources` names the file of each record in error messages. Rows are grouped by sample
@@ -83,7 +85,7 @@ def results_rows(records: Sequence[dict[str, Any]], sources: Sequence[str | Path
         raise AnalysisError("no metrics records given")
     seen: dict[tuple[str, str], str] = {}
     rows = []
-    for rec, source in zip(records, names):
+    for rec, source in zip(records, names, strict=True):
         for key in REQUIRED_KEYS:
             if key not in rec:
                 raise AnalysisError(f"{source}: metrics record lacks '{key}'; re-run the metrics step")
@@ -101,7 +103,8 @@ def results_rows(records: Sequence[dict[str, Any]], sources: Sequence[str | Path
             "low_isolation_threshold": num["low_isolation_threshold"],
             "low_isolation_real_pct": 100.0 * num["low_isolation_fraction_real"],
             "low_isolation_generated_pct": 100.0 * num["low_isolation_fraction_generated"],
-            "low_isolation_diff_pp": 100.0 * (num["low_isolation_fraction_generated"] - num["low_isolation_fraction_real"]),
+            "low_isolation_diff_pp": 100.0 * (num["low_isolation_fraction_generated"]
+                                              - num["low_isolation_fraction_real"]),
         })
     thresholds = sorted({r["low_isolation_threshold"] for r in rows})
     if len(thresholds) > 1:

@@ -5,15 +5,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window (batch jobs, CI)
 
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 
-from imaging.provenance import atomic_output  # noqa: E402
+from common.provenance import atomic_output  # noqa: E402
 
 from .errors import AnalysisError  # noqa: E402
+from .tables import BASELINE_MODEL  # noqa: E402
 
 #: mplhep styles one may choose in config `analysis.style`.
 STYLES = ("CMS", "ATLAS", "LHCb2", "ALICE", "ROOT")
@@ -38,7 +39,8 @@ def save_figure(fig: plt.Figure, paths: Sequence[str | Path], dpi: int = 150) ->
     for path in paths:
         suffix = Path(path).suffix.lower()
         if suffix not in SUPPORTED_FORMATS:
-            raise AnalysisError(f"figure output {path}: unsupported format '{suffix}' (use {', '.join(SUPPORTED_FORMATS)})")
+            raise AnalysisError(
+                f"figure output {path}: unsupported format '{suffix}' (use {', '.join(SUPPORTED_FORMATS)})")
     try:
         for path in paths:
             with atomic_output(path) as tmp:
@@ -49,6 +51,4 @@ def save_figure(fig: plt.Figure, paths: Sequence[str | Path], dpi: int = 150) ->
 
 def model_colour(model: str, index: int) -> str:
     """Colour of a model's curves: the baseline is always black, others cycle."""
-    from .tables import BASELINE_MODEL
-
     return BASELINE_COLOUR if model == BASELINE_MODEL else MODEL_COLOURS[index % len(MODEL_COLOURS)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
 
 from .errors import AnalysisError
 
@@ -119,8 +120,8 @@ def _ordered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 EMD_COLUMNS = (
-    "sample", "model", "isolation_emd", "isolation_emd_noise", "paper_emd", "isolation_mean_real", "isolation_mean_generated",
-    "generated_pt_mean_gev", "n_real", "n_generated",
+    "sample", "model", "isolation_emd", "isolation_emd_noise", "paper_emd", "isolation_mean_real",
+    "isolation_mean_generated", "generated_pt_mean_gev", "n_real", "n_generated",
 )
 
 
@@ -137,7 +138,8 @@ def write_emd_table(records: list[dict[str, Any]], csv_path: str | Path, md_path
         "baseline, every other model with the paper's model. 'Stat. floor' is the EMD that finite",
         "statistics alone give (two halves of the real sample, scaled to N real vs N generated).\n",
         markdown_table(
-            ["sample", "model", "EMD (ours)", "stat. floor", "EMD (paper)", "mean iso real", "mean iso gen", "gen pT [GeV]", "N real", "N gen"],
+            ["sample", "model", "EMD (ours)", "stat. floor", "EMD (paper)", "mean iso real", "mean iso gen",
+             "gen pT [GeV]", "N real", "N gen"],
             [[row[k] for k in EMD_COLUMNS] for row in rows],
         ),
     ]

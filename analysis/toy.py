@@ -3,7 +3,7 @@
 Real images do not need to exist to exercise the analysis: "signal" toys have only a sparse
 uniform (pile-up-like) component, "background" toys add a dense core around the muon (a b
 jet). Generated toys are drawn the same way with another seed ("a good model") or by
-resampling every pixel independently from the real images (the paper's baseline).
+resampling every pixel independently from the real images (the paper's baseline, model/baseline.py).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging.h5schema import write_image_file
+from model.baseline import independent_pixel_images
 
 from .geometry import delta_r_map
 
@@ -43,14 +44,6 @@ def toy_images(
     return images.astype(np.float32), pt.astype(np.float32), weight
 
 
-def independent_pixels(images: np.ndarray, weight: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n images whose every pixel is drawn independently from that pixel's weighted empirical distribution."""
-    flat = images.reshape(images.shape[0], -1)
-    p = np.asarray(weight, dtype=np.float64) / np.sum(weight)
-    rows = rng.choice(flat.shape[0], size=(n, flat.shape[1]), p=p)
-    return flat[rows, np.arange(flat.shape[1])].reshape((n,) + images.shape[1:])
-
-
 def write_toy_files(
     outdir: str | Path, *, n_images: int = 2000, seed: int = 1, samples: tuple[str, ...] = ("signal", "background"),
     models: tuple[str, ...] = ("decoupled_fc", "independent_pixels"), npix: int = 32, radius: float = 0.4,
@@ -71,7 +64,7 @@ def write_toy_files(
         for j, model in enumerate(models):
             grng = np.random.default_rng([seed, i, j + 1])
             if model == "independent_pixels":
-                gen = independent_pixels(images, weight, n_images, grng)
+                gen = independent_pixel_images(images, weight, n_images, grng)
             else:
                 gen, _, _ = toy_images(n_images, sample, grng, npix=npix, radius=radius)
             paths[f"{sample}/{model}"] = write_image_file(

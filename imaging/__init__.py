@@ -9,7 +9,7 @@ Modules (one job each):
 - `reweight`    signal weights matching the background muon-pT histogram
 - `statistics`  per-sample counts, zero-pixel fraction, weighted mean muon pT
 - `build`       the stage end to end, and writing images.h5 with provenance
-- `h5schema`, `provenance`  shared contracts used by every stage
+- `h5schema`    the images.h5 contract shared by every later stage (provenance: `common`)
 
 CLI: ``python -m imaging {build,info} --help``.
 

@@ -6,19 +6,21 @@ the result with the shared images.h5 contract plus provenance and statistics.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import xxhash
 from tqdm.auto import tqdm
 
+from common.provenance import file_digest, provenance
+
 from .config import ImagingConfig
 from .errors import ImagingError
 from .h5schema import ImageFileError, read_image_file, write_image_file
 from .pixelise import make_cell_images, make_images
-from .provenance import file_digest, provenance
 from .reader import EventChunk, iter_input_chunks, open_inputs
 from .reweight import ReweightResult, reweight_to_reference
 from .selection import SelectedMuons, select_muons

@@ -4,55 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-from dataclasses import fields
-from typing import Sequence
+from collections.abc import Sequence
+
+from common import cli
+from common.settings import add_config_argument, parse_section
 
 from .build import build_images, write_images
-from .config import MUONS_PER_EVENT, QUANTITY_BRANCHES, TOWER_SHAPES, ImagingConfig
-from .errors import ImagingError
-from .h5schema import ImageFileError, read_image_file
+from .config import ImagingConfig
+from .h5schema import read_image_file
 
 log = logging.getLogger("imaging")
-
-_HELP = {
-    "npix": "pixels per image side",
-    "radius": "image half-width in d-eta and d-phi, and the dR cut around the muon",
-    "quantity": f"tower quantity summed per pixel: {', '.join(QUANTITY_BRANCHES)} (GeV)",
-    "tower_shape": "point: a tower's value goes to the pixel of its (eta, phi); cell: spread over the area of its "
-                   "calorimeter cell (Tower.Edges), ~10x more non-zero pixels; mixed: ECal part (Eem) as a point, "
-                   "HCal part (Ehad) over its cell",
-    "muon_pt_min": "muon pT lower cut (GeV, inclusive)",
-    "muon_pt_max": "muon pT upper cut (GeV, inclusive)",
-    "muon_abs_eta_max": "muon acceptance: |eta| <= this",
-    "muons_per_event": f"{' | '.join(MUONS_PER_EVENT)}: leading selected muon per event, or every selected muon",
-    "reweight_pt_bins": "equal-width muon-pT bins over [pt_min, pt_max] for reweighting to --reweight-to",
-    "use_event_weight": "multiply by Delphes Event.Weight normalised to mean 1 (true/false)",
-    "read_chunk_entries": "events read per chunk (bounds memory)",
-}
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = ImagingConfig()
-    for f in fields(ImagingConfig):
-        default = getattr(defaults, f.name)
-        kind = _bool if isinstance(default, bool) else type(default)
-        choices = {"quantity": list(QUANTITY_BRANCHES), "muons_per_event": list(MUONS_PER_EVENT),
-                   "tower_shape": list(TOWER_SHAPES)}.get(f.name)
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default, choices=choices,
-            help=f"{_HELP[f.name]} (default: {default})",
-        )
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -63,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "build", help="make images.h5 from Delphes chunk files",
         description="Select muons in Delphes chunk files, image the towers around them and write "
-                    "images.h5. Signal is reweighted to the muon pT of --reweight-to (background images.h5).",
+                    "images.h5. Signal is reweighted to the muon pT of --reweight-to (background images.h5). "
+                    "Settings: the config's `imaging:` section as --config-json.",
     )
     b.add_argument("--in", dest="inputs", nargs="*", required=True, metavar="ROOT",
                    help="Delphes ROOT files (tree 'Delphes'), e.g. signal/delphes/chunk*.root")
@@ -74,15 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "empty or absent: no reweighting")
     b.add_argument("--seed", type=int, default=None, help="master seed of the run (recorded; imaging is not random)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(b)
+    add_config_argument(b, "imaging")
+    b.set_defaults(func=_cmd_build)
     i = sub.add_parser("info", help="print the statistics and geometry of an images.h5",
                        description="Print an images.h5 file's statistics, geometry and provenance summary.")
     i.add_argument("path", metavar="H5", help="images.h5 file")
+    i.set_defaults(func=_cmd_info)
     return parser
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
-    config = ImagingConfig(**{f.name: getattr(args, f.name) for f in fields(ImagingConfig)})
+    config = ImagingConfig.from_mapping(parse_section(args.config_json, "imaging"))
     build = build_images(args.inputs, config, sample=args.sample, reference=args.reweight_to or None,
                          progress=not args.no_progress)
     path = write_images(args.out, build, config, sample=args.sample, seed=args.seed)
@@ -113,12 +77,4 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; known errors print `error: ...` and return 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        {"build": _cmd_build, "info": _cmd_info}[args.command](args)
-    except (ImagingError, ImageFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), argv)

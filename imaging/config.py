@@ -1,7 +1,8 @@
 """Imaging settings: one dataclass mirroring the `imaging:` section of config.yaml.
 
-The keys, defaults and meanings are the same as in workflow/schemas/imaging.schema.yaml;
-the CLI exposes each as a flag (`--muon-pt-min` for `muon_pt_min`, ...).
+The keys, defaults and meanings are the same as in workflow/schemas/imaging.schema.yaml
+(tests/imaging/test_imaging_workflow.py checks it); the CLI takes the section as one JSON
+object (`python -m imaging build --config-json '{"muon_pt_min": 10, ...}'`).
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ class ImagingConfig:
         return asdict(self)
 
     @classmethod
-    def from_mapping(cls, section: dict[str, Any]) -> "ImagingConfig":
+    def from_mapping(cls, section: dict[str, Any]) -> ImagingConfig:
         """Build from a config section; unknown keys are an error naming the key."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)

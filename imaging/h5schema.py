@@ -15,14 +15,16 @@ Files are chunked, compressed, written to a temporary name and renamed when comp
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
 
-from .provenance import atomic_output
+from common.errors import StageError
+from common.provenance import atomic_output
 
 MUON_FIELDS = ("pt", "eta", "phi", "charge")
 #: HDF5 filter of /images. Images are ~99.6% zeros: gzip level 1 without byte shuffling writes
@@ -32,7 +34,7 @@ IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": Fa
 SCHEMA_VERSION = 1
 
 
-class ImageFileError(ValueError):
+class ImageFileError(StageError, ValueError):
     """An images.h5 file is missing, malformed or does not match the contract."""
 
 

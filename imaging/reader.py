@@ -8,9 +8,10 @@ jagged). Each chunk comes back as whole arrays: no per-event Python loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -198,7 +199,7 @@ def read_chunk(
     value_cell = None
     if tower_shape == "mixed":  # ECal part drawn as a point, HCal part over the cell
         value, value_cell = (_transverse(columns[name], tower_eta) if use else np.zeros_like(tower_eta)
-                             for name, use in zip(TOWER_PARTS, QUANTITY_PARTS[quantity]))
+                             for name, use in zip(TOWER_PARTS, QUANTITY_PARTS[quantity], strict=True))
     elif quantity == "et":
         value = columns["Tower.ET"]
     else:

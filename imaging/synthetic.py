@@ -6,8 +6,8 @@ one entry per event), so the reader treats them like real Delphes output.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import awkward as ak
 import numpy as np

@@ -7,14 +7,19 @@ x = z * beta with z ~ Bern(pi) and beta ~ p(. | eta) (a `NonZeroLikelihood`). Mo
 - `likelihoods`  the non-zero-value likelihoods (Gaussian / log-normal with fixed sigma, Gaussian with
                  learned per-pixel sigma, gamma) and their interface
 - `objectives`   the (batch, K) log-likelihood matrix, `paper` and `bound` objectives, the occupancy term
+- `config`       the training settings of one model (TrainConfig)
 - `data`         loading and validating training images
-- `training`     the seeded, resumable training loop
-- `sampling`     generated images from a trained model into the images.h5 schema
+- `training`     the one epoch loop every family runs: seeded, resumable, bitwise-reproducible
+- `checkpoint`   checkpoint, model.pt and train_log.csv I/O (the one place model files are written/read)
+- `decoupled`    the paper's decoupled generator as a family: training step, rebuilding, sampling
+- `gan`, `vae`   comparison families: a LAGAN-style GAN and a VAE whose decoder is a decoupled generator
+- `families`     the family table: train, save and load a model of any family
+- `sampling`     generated images from a trained model (any family) into the images.h5 schema
 - `baseline`     the `independent_pixels` baseline
 - `synthetic`    synthetic sparse images for tests and benchmarks (no physics)
-- `families`     the harness shared by the comparison families (`family: gan | vae`):
-                 seeded resumable epochs, model files, sampling into the same schema
-- `gan`, `vae`   a LAGAN-style GAN and a VAE whose decoder is a decoupled generator
+
+Imports point one way: errors/config/data/generators/likelihoods/objectives <- checkpoint <-
+training <- decoupled <- gan, vae <- families <- sampling <- baseline <- cli.
 
 CLI: ``python -m model {train,sample,baseline,synthetic} --help``.
 """

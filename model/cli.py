@@ -2,179 +2,112 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from imaging.provenance import config_digest
+from common import cli
+from common.provenance import config_digest
+from common.seeds import derive_seed
+from common.settings import parse_section
 
-from .errors import ModelError
+from .baseline import MODEL_NAME, baseline_to_file
+from .config import FAMILIES, TrainConfig
+from .data import load_training_data
+from .families import train_and_save
+from .sampling import sample_to_file
+from .settings import READS, model_settings
+from .synthetic import write_synthetic_file
 
 log = logging.getLogger("model")
 
 
-def _set_threads(n: int) -> None:
-    torch.set_num_threads(max(1, n))
-
-
-def _settings_json(text: str | None) -> dict:
-    """The --settings JSON object (training settings by TrainConfig key), or {}."""
-    if not text:
-        return {}
-    try:
-        settings = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"--settings is not valid JSON ({exc}): {text!r}") from None
-    if not isinstance(settings, dict):
-        raise ModelError(f"--settings must be a JSON object of training settings, got {text!r}")
-    if "seed" in settings:
-        raise ModelError("--settings may not set 'seed': the model's seed derives from --seed, --sample and --model-name")
-    return settings
+def _section(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's part of the training section, defaults filled in; sets torch's CPU threads."""
+    section = parse_section(args.config_json, "training", READS[args.command])
+    # train and sample use training.threads (their rules' `threads:`); the baseline (numpy) declares one
+    torch.set_num_threads(max(1, int(section["threads"])) if "threads" in section else 1)
+    return section
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import TrainConfig
-    from .data import load_training_data
-    from .seeding import derive_seed
-    from .training import save_model, train, write_log_csv
-
-    settings = _settings_json(args.settings)
-    # explicit flags win over --settings; what neither gives takes TrainConfig's default
-    settings.update({k: v for k, v in (
-        ("arch", args.arch), ("width", args.width), ("noise_dim", args.noise_dim), ("epochs", args.epochs),
-        ("batch_size", args.batch_size), ("K", args.K), ("lr", args.lr), ("objective", args.objective),
-        ("likelihood", args.likelihood), ("device", args.device),
-    ) if v is not None})
+    settings = model_settings(_section(args), args.model_name)
     settings["seed"] = derive_seed(args.seed, "train", args.sample or "", args.model_name)
     cfg = TrainConfig.from_mapping(settings)
     data = load_training_data(args.input, max_images=args.max_images)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
-    if cfg.family != "decoupled":  # comparison families (gan, vae): model/families.py, same files and seeds
-        from .families import train_and_save
-
-        train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),
-                       progress=not args.no_progress, extra={
-                           "master_seed": args.seed, "model_name": args.model_name,
-                           "training_images": str(args.input), "settings_digest": config_digest(cfg.to_dict())})
-        log.info("wrote %s", out)
-        return
-    result = train(data, cfg, ckpt_dir, progress=not args.no_progress)
-    write_log_csv(args.log_csv or out.with_name("train_log.csv"), result.log_rows)
-    save_model(out, result, data, extra={
-        "master_seed": args.seed, "model_name": args.model_name, "training_images": str(args.input),
-        "settings_digest": config_digest(cfg.to_dict()),
-    })
+    train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),
+                   progress=not args.no_progress, extra={
+                       "master_seed": args.seed, "model_name": args.model_name, "training_images": str(args.input),
+                       "settings_digest": config_digest(cfg.to_dict())})
     log.info("wrote %s", out)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from .families import model_family, sample_family_to_file
-    from .sampling import sample_to_file
-    from .seeding import derive_seed
-
+    section = _section(args)
+    # the model's own device setting, else the default (a by-hand call needs no models entry)
+    device = section["models"].get(args.model_name, {}).get("device", section["device"])
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
-    # gan/vae model files sample through model/families.py; the paper's decoupled ones as before
-    sample = sample_to_file if model_family(args.model) == "decoupled" else sample_family_to_file
-    path = sample(args.model, args.out, n=args.n, seed=seed, model_name=args.model_name,
-                  device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-                  real=args.real)
+    path = sample_to_file(args.model, args.out, n=section["n_generated"], seed=seed, model_name=args.model_name,
+                          device=device, batch_size=section["sample_batch_size"], progress=not args.no_progress,
+                          real=args.real)
     log.info("wrote %s", path)
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from .baseline import MODEL_NAME, baseline_to_file
-    from .seeding import derive_seed
-
+    section = _section(args)
     seed = derive_seed(args.seed, "sample", args.sample or "", MODEL_NAME)
-    path = baseline_to_file(args.input, args.out, n=args.n, seed=seed, progress=not args.no_progress)
+    path = baseline_to_file(args.input, args.out, n=section["n_generated"], seed=seed, progress=not args.no_progress)
     log.info("wrote %s", path)
 
 
 def cmd_synthetic(args: argparse.Namespace) -> None:
-    from .synthetic import write_synthetic_file
-
     path = write_synthetic_file(args.out, args.n, npix=args.npix, seed=args.seed, sample=args.sample or "signal")
     log.info("wrote %s (%d synthetic images)", path, args.n)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import TrainConfig
-    from .likelihoods import LIKELIHOODS
+    p, sub = cli.stage_parser("python -m model", __doc__)
 
-    d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m model", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def common(sp: argparse.ArgumentParser) -> None:
+    def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        sp = cli.add_command(sub, name, func, text, section="training", reads=READS.get(name, ()))
         sp.add_argument("--seed", type=int, default=0, help="master seed (streams derive from seed, sample, model)")
         sp.add_argument("--sample", default="", help="sample name (signal/background), part of the seed stream")
-        sp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest per core at these sizes)")
         sp.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+        return sp
 
-    t = sub.add_parser("train", help="train one model (decoupled generator, GAN or VAE: setting `family`) on an images.h5 file")
+    t = command("train", cmd_train, f"train one model ({', '.join(FAMILIES)}: setting `family`) on an images.h5 file")
     t.add_argument("--in", dest="input", required=True, help="training images (images.h5)")
     t.add_argument("--out", required=True, help="model file to write (model.pt)")
+    t.add_argument("--model-name", required=True,
+                   help="the model: its entry of training.models gives its settings (and it is part of the seed "
+                        "stream)")
     t.add_argument("--log-csv", help="per-epoch CSV log (default: train_log.csv next to --out)")
     t.add_argument("--checkpoint-dir", help="checkpoint folder (default: checkpoints/ next to --out)")
-    t.add_argument("--model-name", default="model", help="model name (part of the seed stream)")
-    t.add_argument("--settings", metavar="JSON",
-                   help="training settings as a JSON object keyed like config.yaml `training:` model entries "
-                        "(the workflow passes every setting this way); the flags below override it")
-    t.add_argument("--arch", choices=["fc", "deconv"], help=f"generator architecture (default {d.arch})")
-    t.add_argument("--width", type=int, help=f"hidden units (fc) / first deconv channels (default {d.width})")
-    t.add_argument("--noise-dim", type=int, help=f"noise vector size (default {d.noise_dim})")
-    t.add_argument("--epochs", type=int, help=f"training epochs (default {d.epochs})")
-    t.add_argument("--batch-size", type=int, help=f"data images per step (default {d.batch_size})")
-    t.add_argument("--K", type=int, help=f"generated parameter sets per step (default {d.K})")
-    t.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    t.add_argument("--objective", choices=["bound", "paper"], help=f"training objective (default {d.objective})")
-    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS),
-                   help=f"non-zero value likelihood (default {d.likelihood})")
-    t.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default {d.device})")
     t.add_argument("--max-images", type=int, help="use only the first N images (tests, benchmarks)")
-    common(t)
-    t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="generate images from a trained model into the images.h5 schema")
+    s = command("sample", cmd_sample, "generate images from a trained model (any family) into the images.h5 schema")
     s.add_argument("--model", required=True, help="trained model.pt")
     s.add_argument("--out", required=True, help="generated images file (.h5)")
-    s.add_argument("--model-name", required=True, help="model name (recorded; part of the seed stream)")
-    s.add_argument("--n", type=int, help="number of images (default: as many as the training images)")
+    s.add_argument("--model-name", required=True, help="model name (its training.models entry gives its device; "
+                                                       "recorded; part of the seed stream)")
     s.add_argument("--real", help="the real images.h5 the model was trained on (pT-conditional models draw "
                                   "their muon pT from its weighted pT distribution)")
-    s.add_argument("--batch-size", type=int, default=4096, help="images per batch")
-    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    common(s)
-    s.set_defaults(func=cmd_sample)
 
-    b = sub.add_parser("baseline", help="independent-pixel baseline from real images")
+    b = command("baseline", cmd_baseline, "independent-pixel baseline from real images")
     b.add_argument("--in", dest="input", required=True, help="real images (images.h5)")
     b.add_argument("--out", required=True, help="generated images file (.h5)")
-    b.add_argument("--n", type=int, help="number of images (default: as many as real)")
-    common(b)
-    b.set_defaults(func=cmd_baseline)
 
-    y = sub.add_parser("synthetic", help="write synthetic sparse images (tests/benchmarks; not physics)")
+    y = command("synthetic", cmd_synthetic, "write synthetic sparse images (tests/benchmarks; not physics)")
     y.add_argument("--out", required=True, help="images.h5 to write")
     y.add_argument("--n", type=int, default=1000, help="number of images")
     y.add_argument("--npix", type=int, default=32, help="image side in pixels")
-    common(y)
-    y.set_defaults(func=cmd_synthetic)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a ModelError prints `error: <message>` and returns 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _set_threads(args.threads)
-    try:
-        args.func(args)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), argv)

@@ -1,8 +1,9 @@
 """Training settings of one model (what config.yaml `training:` resolves to per model)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ModelError
 from .generators import GeneratorSpec
@@ -11,6 +12,9 @@ from .objectives import OBJECTIVES
 
 #: settings that may change between a checkpoint and its resumption (more epochs, other device)
 NOT_IN_RESUME_KEY = ("epochs", "device")
+#: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
+#: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
+FAMILIES = ("decoupled", "gan", "vae")
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,12 @@ class TrainConfig:
     marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    family: str = "decoupled"  # decoupled (paper) | gan (LAGAN-style, model/gan.py) | vae (sparse VAE, model/vae.py)
+    family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
-        from .families import FAMILIES
-
         if self.family not in FAMILIES:
             raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
         if int(self.gan_critic_steps) < 1:
@@ -55,9 +57,11 @@ class TrainConfig:
         if not self.lr > 0:
             raise ModelError(f"training setting 'lr' must be > 0, got {self.lr}")
         if self.objective not in OBJECTIVES:
-            raise ModelError(f"training setting 'objective' must be one of {sorted(OBJECTIVES)}, got '{self.objective}'")
+            raise ModelError(
+                f"training setting 'objective' must be one of {sorted(OBJECTIVES)}, got '{self.objective}'")
         if self.likelihood not in LIKELIHOODS:
-            raise ModelError(f"training setting 'likelihood' must be one of {sorted(LIKELIHOODS)}, got '{self.likelihood}'")
+            raise ModelError(
+                f"training setting 'likelihood' must be one of {sorted(LIKELIHOODS)}, got '{self.likelihood}'")
 
     def generator_spec(self, npix: int) -> GeneratorSpec:
         """The generator these settings describe, for images of npix x npix."""
@@ -71,7 +75,7 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in NOT_IN_RESUME_KEY}
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build from a dict, ignoring None; unknown keys are an error naming them."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.provenance import file_digest
 from imaging.h5schema import ImageFileError, read_image_file
-from imaging.provenance import file_digest
 
 from .errors import ModelError
 

@@ -37,9 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from common.seeds import derive_seed
+
+from .config import TrainConfig
+from .data import TrainingData
+from .device import resolve_device
 from .errors import ModelError
-from .families import TIMING_COLUMNS, FamilyResult, run_epochs
-from .seeding import derive_seed
+from .training import TIMING_COLUMNS, Batch, TrainResult, run_epochs
 
 MODEL_FORMAT = "sparse-muon-gan-model/1"
 OBJECTIVE = "adversarial"  # recorded as the `objective` attribute of generated files
@@ -101,8 +105,8 @@ class LocallyConnected2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != (self.in_channels, self.in_size, self.in_size):
-            raise ModelError(f"locally connected layer expects (B, {self.in_channels}, {self.in_size}, {self.in_size}), "
-                             f"got {tuple(x.shape)}")
+            raise ModelError(f"locally connected layer expects (B, {self.in_channels}, {self.in_size}, "
+                             f"{self.in_size}), got {tuple(x.shape)}")
         batch, p = x.shape[0], self.padding
         flat = F.pad(x, (p, p, p, p)).permute(1, 2, 3, 0).reshape(-1, batch)  # (C side side, B)
         cols = flat.index_select(0, self.index).view(self.weight.shape[0], self.weight.shape[2], batch)  # (L, J, B)
@@ -236,7 +240,7 @@ def build_gan(spec: GanSpec, seed: int, occupancy: torch.Tensor | None = None
     return generator, discriminator
 
 
-def gan_spec(cfg: Any, data: Any) -> GanSpec:
+def gan_spec(cfg: TrainConfig, data: TrainingData) -> GanSpec:
     """The networks cfg describes for these training images; the gan family has one architecture (arch fc)."""
     if cfg.arch != "fc":
         raise ModelError(f"the gan family has one architecture (LAGAN: dense projection + locally connected layers), "
@@ -246,10 +250,9 @@ def gan_spec(cfg: Any, data: Any) -> GanSpec:
     return spec
 
 
-def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: bool = True) -> FamilyResult:
+def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | None, *,
+          progress: bool = True) -> TrainResult:
     """Train the GAN on `data`, one discriminator step per batch, checkpointing every epoch."""
-    from .device import resolve_device
-
     spec = gan_spec(cfg, data)
     device = resolve_device(cfg.device)
     generator, discriminator = build_gan(spec, cfg.seed, data.occupancy())
@@ -259,11 +262,10 @@ def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: b
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=ADAM_BETAS)
     every = int(cfg.gan_critic_steps)
 
-    def step(x: torch.Tensor, w: torch.Tensor, rng: torch.Generator, epoch: int, b: int,
-             n_batches: int) -> dict[str, torch.Tensor]:
-        real = x.view(-1, spec.npix, spec.npix)
-        g_step = (b + 1) % every == 0 or b == n_batches - 1
-        noise = torch.randn(real.shape[0], spec.noise_dim, generator=rng, device=device)
+    def step(batch: Batch) -> dict[str, torch.Tensor]:
+        real, w = batch.x.view(-1, spec.npix, spec.npix), batch.weight
+        g_step = (batch.number + 1) % every == 0 or batch.number == batch.n_batches - 1
+        noise = torch.randn(real.shape[0], spec.noise_dim, generator=batch.rng, device=device)
         with torch.set_grad_enabled(g_step):
             fake = generator(noise)  # one batch of fakes serves the discriminator step and the generator step
         d_real, d_fake = discriminator(real), discriminator(fake.detach())
@@ -290,8 +292,8 @@ def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: b
         optimizers={"generator": opt_g, "discriminator": opt_d}, step=step, columns=LOG_COLUMNS,
         static={"data_zero_fraction": data_zero}, progress=progress,
     )
-    return FamilyResult({"generator": generator, "discriminator": discriminator}, cfg, {"spec": asdict(spec)},
-                        rows, str(device), start)
+    return TrainResult({"generator": generator, "discriminator": discriminator}, cfg, {"spec": asdict(spec)},
+                       rows, str(device), start)
 
 
 def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> LaganGenerator:
@@ -317,3 +319,21 @@ def sample_images(generator: LaganGenerator, n: int, *, seed: int, batch_size: i
         k = min(batch_size, n - start)
         out[start:start + k] = generator(torch.randn(k, noise_dim, generator=rng, device=device)).cpu().numpy()
     return out
+
+
+def generate(generator: LaganGenerator, n: int, *, seed: int, batch_size: int = 4096,
+             device: torch.device | str = "cpu", progress: bool = True, pt_gev: np.ndarray | None = None) -> np.ndarray:
+    """(n, npix, npix) float32 images from a rebuilt generator (unconditional: pt_gev must be None)."""
+    if pt_gev is not None:
+        raise ModelError("the gan family is unconditional; it cannot be sampled at given muon pTs")
+    return sample_images(generator, n, seed=seed, batch_size=batch_size, device=device, progress=progress)
+
+
+def conditional(generator: LaganGenerator) -> bool:
+    """The gan family is unconditional."""
+    return False
+
+
+def sample_attrs(record: dict[str, Any]) -> dict[str, Any]:
+    """Attributes of a generated file that describe this family's model."""
+    return {"objective": OBJECTIVE}

@@ -34,16 +34,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import TrainingData
 from .errors import ModelError
-
-if TYPE_CHECKING:
-    from .data import TrainingData
 
 
 class NonZeroLikelihood(nn.Module, ABC):
@@ -74,11 +71,11 @@ class NonZeroLikelihood(nn.Module, ABC):
 
     @classmethod
     @abstractmethod
-    def from_data(cls, data: "TrainingData") -> "NonZeroLikelihood":
+    def from_data(cls, data: TrainingData) -> NonZeroLikelihood:
         """This likelihood with its fixed settings estimated from the training images."""
 
     @abstractmethod
-    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+    def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
         """(D,) per-pixel eta of the independent-pixel fit (the generator's start) and eta's scale."""
 
     def extra_state_dict(self) -> dict[str, float]:
@@ -123,10 +120,10 @@ class GaussianFixedSigma(NonZeroLikelihood):
         return eta + self.sigma_gev * noise
 
     @classmethod
-    def from_data(cls, data: "TrainingData") -> "GaussianFixedSigma":
+    def from_data(cls, data: TrainingData) -> GaussianFixedSigma:
         return cls(data.nonzero_std())
 
-    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+    def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
         return data.nonzero_mean(), self.sigma_gev
 
     def extra_state_dict(self) -> dict[str, float]:
@@ -175,10 +172,10 @@ class LogNormalFixedSigma(NonZeroLikelihood):
         return self.offset_gev + torch.exp(eta + self.sigma_log * noise)
 
     @classmethod
-    def from_data(cls, data: "TrainingData") -> "LogNormalFixedSigma":
+    def from_data(cls, data: TrainingData) -> LogNormalFixedSigma:
         return cls(data.nonzero_std(log_values=True))
 
-    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+    def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
         return data.nonzero_mean(log_values=True, offset_gev=self.offset_gev), self.sigma_log
 
     def extra_state_dict(self) -> dict[str, float]:
@@ -224,7 +221,7 @@ class LogNormalThreshold(LogNormalFixedSigma):
     name = "lognormal_threshold"
 
     @classmethod
-    def from_data(cls, data: "TrainingData") -> "LogNormalThreshold":
+    def from_data(cls, data: TrainingData) -> LogNormalThreshold:
         values, weight = data.nonzero_values()
         if values.numel() < 3:
             raise ModelError(
@@ -335,7 +332,7 @@ class GaussianLearnedSigma(NonZeroLikelihood):
         return eta + self.sigma().to(eta.dtype) * noise
 
     @classmethod
-    def from_data(cls, data: "TrainingData") -> "GaussianLearnedSigma":
+    def from_data(cls, data: TrainingData) -> GaussianLearnedSigma:
         global_std = data.nonzero_std()
         if not (math.isfinite(global_std) and global_std > 0):
             raise ModelError(
@@ -346,7 +343,7 @@ class GaussianLearnedSigma(NonZeroLikelihood):
         lik.set_sigma(data.nonzero_pixel_var(PRIOR_COUNT).sqrt())
         return lik
 
-    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+    def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
         return data.nonzero_mean(), data.nonzero_std()
 
     def extra_state_dict(self) -> dict[str, float]:
@@ -397,12 +394,12 @@ class GammaLearnedShape(NonZeroLikelihood):
         return standard_gamma(a, generator) * torch.exp(eta) / a
 
     @classmethod
-    def from_data(cls, data: "TrainingData") -> "GammaLearnedShape":
+    def from_data(cls, data: TrainingData) -> GammaLearnedShape:
         lik = cls(data.n_pixels, ALPHA_FLOOR)
         lik.set_alpha(1.0 / data.nonzero_pixel_var(PRIOR_COUNT, relative=True).clamp_min(1e-6))
         return lik
 
-    def eta_marginals(self, data: "TrainingData") -> tuple[torch.Tensor, float]:
+    def eta_marginals(self, data: TrainingData) -> tuple[torch.Tensor, float]:
         scale = data.nonzero_std(log_values=True)
         if not (math.isfinite(scale) and scale > 0):
             raise ModelError(

@@ -20,7 +20,7 @@ with the likelihood's own elementwise log_prob.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,30 +1,29 @@
-"""Generated images from a trained model, written in the images.h5 schema.
+"""Generated images into the images.h5 schema: the one sampling-to-file path of every model.
 
-x = z * beta with z ~ Bern(sigmoid(logit)) and beta ~ p(. | eta), one fresh noise vector per
-image, in batches on the chosen device. For unconditional models /muon/pt holds the weighted
-mean real muon pT for every image (the paper's approximation), noted in the attrs. A
-pT-conditional model generates each image at a pT drawn (seeded) from the weighted pT
-distribution of the real images (`--real`), and /muon/pt holds that pT.
+`sample_to_file` rebuilds a trained model of any family (model/families.py) and generates
+from it; `write_generated_file` writes the generated images with the attributes the analysis
+reads (also used by the independent-pixel baseline, model/baseline.py). For unconditional
+models /muon/pt holds the weighted mean real muon pT for every image (the paper's
+approximation), noted in the attrs. A pT-conditional model generates each image at a pT drawn
+(seeded) from the weighted pT distribution of the real images (`--real`), and /muon/pt holds
+that pT.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
+from common.provenance import file_digest, provenance
+from common.seeds import derive_seed
 from imaging.h5schema import ImageFileError, read_image_file, write_image_file
-from imaging.provenance import file_digest, provenance
 
 from .device import resolve_device
 from .errors import ModelError
-from .generators import Generator
-from .likelihoods import NonZeroLikelihood
-from .seeding import derive_seed
-from .training import load_model
+from .families import family_module, load_model
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +32,6 @@ PT_NOTE_CONDITIONAL = (
     "pT-conditional model: /muon/pt is the pT each image was generated at, drawn from the weighted muon pT "
     "distribution of the real images"
 )
-
-
-@torch.no_grad()
-def sample_images(
-    generator: Generator,
-    likelihood: NonZeroLikelihood,
-    n: int,
-    *,
-    seed: int,
-    batch_size: int = 4096,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    pt_gev: np.ndarray | torch.Tensor | None = None,
-) -> np.ndarray:
-    """(n, npix, npix) float32 generated images in GeV, reproducible for a given seed and device.
-
-    pt_gev (n,): the muon pT (GeV) each image is generated at; required by (and only by)
-    pT-conditional generators.
-    """
-    if n < 1:
-        raise ModelError(f"number of images to generate must be >= 1, got {n}")
-    pts = None
-    if generator.spec.conditional:
-        if pt_gev is None:
-            raise ModelError("this generator is pT-conditional: give the muon pT of every image to generate")
-        pts = torch.as_tensor(np.asarray(pt_gev, dtype=np.float32)).to(device)
-        if tuple(pts.shape) != (n,) or not bool(torch.isfinite(pts).all()):
-            raise ModelError(f"muon pT to generate at must be {n} finite values, got shape {tuple(pts.shape)}")
-    elif pt_gev is not None:
-        raise ModelError("this generator is unconditional; it cannot be sampled at given muon pTs")
-    device = torch.device(device)
-    generator = generator.to(device).eval()
-    npix, noise_dim = generator.spec.npix, generator.spec.noise_dim
-    rng = torch.Generator(device=device).manual_seed(int(seed))
-    out = np.empty((n, npix, npix), dtype=np.float32)
-    for start in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress, mininterval=2.0):
-        k = min(batch_size, n - start)
-        noise = torch.randn(k, noise_dim, generator=rng, device=device)
-        logits, eta = generator(noise, None if pts is None else pts[start:start + k])  # (k, D)
-        z = torch.rand(logits.shape, generator=rng, device=device) < torch.sigmoid(logits)
-        values = likelihood.sample(eta, generator=rng)
-        x = torch.where(z, values, torch.zeros_like(values))
-        out[start:start + k] = x.view(k, npix, npix).cpu().numpy()
-    return out
 
 
 def draw_real_pt(real: str | Path, n: int, *, seed: int) -> np.ndarray:
@@ -88,16 +43,33 @@ def draw_real_pt(real: str | Path, n: int, *, seed: int) -> np.ndarray:
     pt, w = data.muon_pt.astype(np.float64), data.weight.astype(np.float64)
     usable = np.isfinite(pt) & (w > 0)
     if not usable.any():
-        raise ModelError(f"{real}: no image has a finite /muon/pt and a positive weight; cannot draw pTs to generate at")
+        raise ModelError(
+            f"{real}: no image has a finite /muon/pt and a positive weight; cannot draw pTs to generate at")
     pt, cdf = pt[usable], np.cumsum(w[usable])
     rng = np.random.default_rng(derive_seed(seed, "muon_pt"))
     idx = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right").clip(max=len(cdf) - 1)
     return pt[idx].astype(np.float32)
 
 
-def train_time_s(record: dict[str, Any]) -> float:
+def train_time_s(record: Mapping[str, Any]) -> float:
     """Seconds spent training a model: the sum of its per-epoch times (resumed epochs included)."""
     return float(sum(float(row.get("time_s", 0.0)) for row in record.get("log", [])))
+
+
+def write_generated_file(
+    out_path: str | Path,
+    images: np.ndarray,
+    muon_pt: np.ndarray,
+    *,
+    sample: str,
+    radius: float,
+    provenance_record: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+) -> Path:
+    """Generated images (weight 1 each) in the images.h5 schema, with the model's attributes."""
+    n = len(images)
+    return write_image_file(out_path, images, muon_pt, np.ones(n), sample=sample, radius=radius, kind="generated",
+                            provenance=provenance_record, extra_attrs=dict(attrs))
 
 
 def sample_to_file(
@@ -112,13 +84,16 @@ def sample_to_file(
     progress: bool = True,
     real: str | Path | None = None,
 ) -> Path:
-    """Sample n images (default: as many as the training set) from model.pt into an images.h5 file."""
+    """Sample n images (default: as many as the training set) from model.pt (any family) into an images.h5 file."""
     dev = resolve_device(device)
-    generator, likelihood, record = load_model(model_path, device=dev)
+    model, record = load_model(model_path, device=dev)
+    family = family_module(record["family"])
     info = record["training_data"]
     n = int(info["n_images"]) if n is None else int(n)
+    if n < 1:
+        raise ModelError(f"number of images to generate must be >= 1, got {n}")
     mean_pt = float(info["mean_muon_pt_gev"])
-    conditional = bool(generator.spec.conditional)
+    conditional = family.conditional(model)
     if conditional:
         if real is None:
             raise ModelError(
@@ -131,21 +106,18 @@ def sample_to_file(
         pt = draw_real_pt(real, n, seed=seed)
     else:
         pt = np.full(n, mean_pt, dtype=np.float32)
-    log.info("sampling %d images from %s on %s%s", n, model_path, dev, " at real pTs" if conditional else "")
-    images = sample_images(generator, likelihood, n, seed=seed, batch_size=batch_size, device=dev, progress=progress,
-                           pt_gev=pt if conditional else None)
-    extra: dict[str, Any] = {
+    log.info("sampling %d images from %s (%s) on %s%s", n, model_path, record["family"], dev,
+             " at real pTs" if conditional else "")
+    images = family.generate(model, n, seed=seed, batch_size=batch_size, device=dev, progress=progress,
+                             pt_gev=pt if conditional else None)
+    attrs: dict[str, Any] = {
         "model": model_name, "model_file_digest": file_digest(model_path), "training_data_digest": info["digest"],
         "muon_pt_note": PT_NOTE_CONDITIONAL if conditional else PT_NOTE, "mean_muon_pt_gev": mean_pt,
-        "conditional": conditional, "likelihood": record["likelihood"]["name"], "objective": record["config"]["objective"],
-        "arch": record["config"]["arch"],
-        "family": record["config"].get("family", "decoupled"),
-        "train_time_s": train_time_s(record),
-        "real_images": str(real) if real is not None else "",
+        **family.sample_attrs(record), "arch": record["config"]["arch"], "family": record["family"],
+        "train_time_s": train_time_s(record), "real_images": str(real) if real is not None else "",
     }
-    return write_image_file(
-        out_path, images, pt, np.ones(n), sample=str(info["sample"]),
-        radius=float(info["radius"]), kind="generated",
-        provenance=provenance(record["config"], sampling_seed=seed, model=model_name, device=str(dev)),
-        extra_attrs=extra,
+    return write_generated_file(
+        out_path, images, pt, sample=str(info["sample"]), radius=float(info["radius"]),
+        provenance_record=provenance(record["config"], sampling_seed=seed, model=model_name, device=str(dev)),
+        attrs=attrs,
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.provenance import provenance
 from imaging.h5schema import write_image_file
-from imaging.provenance import provenance
 
 
 def synthetic_images(

@@ -11,7 +11,7 @@ reconstruction term is the decoupled log-likelihood of the image,
 with the configured NonZeroLikelihood (model/likelihoods.py), and the loss is minus the
 weighted mean of  log p(x | u) - kl_weight * KL(q(u | x) || N(0, 1))  (the ELBO for kl_weight 1),
 one reparameterised latent per image. Sampling: u ~ N(0, 1) -> decoder -> x = Bern(pi) * beta,
-beta ~ p(. | eta): the decoupled model's sampler (model/sampling.py) on the decoder.
+beta ~ p(. | eta): the decoupled model's sampler (model/decoupled.py) on the decoder.
 `noise_dim` is the latent size and `width` the hidden units of encoder and decoder.
 """
 from __future__ import annotations
@@ -24,11 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.seeds import derive_seed
+
+from . import decoupled
+from .config import TrainConfig
+from .data import TrainingData
+from .device import resolve_device
 from .errors import ModelError
-from .families import TIMING_COLUMNS, FamilyResult, run_epochs
 from .generators import Generator, GeneratorSpec, build_generator
 from .likelihoods import NonZeroLikelihood, build_likelihood
-from .seeding import derive_seed
+from .training import TIMING_COLUMNS, Batch, TrainResult, run_epochs
 
 MODEL_FORMAT = "sparse-muon-vae-model/1"
 OBJECTIVE = "elbo"  # recorded as the `objective` attribute of generated files
@@ -87,18 +92,16 @@ def elbo_terms(encoder: Encoder, decoder: Generator, likelihood: NonZeroLikeliho
     return reconstruction_log_likelihood(x, logits, eta, likelihood), kl_to_standard_normal(mu, logvar), logits
 
 
-def kl_weight_at(cfg: Any, epoch: int) -> float:
+def kl_weight_at(cfg: TrainConfig, epoch: int) -> float:
     """KL weight in (0-based) `epoch`: rises linearly to cfg.kl_weight over the first KL_WARMUP_EPOCHS epochs."""
     return float(cfg.kl_weight) * min(1.0, (epoch + 1) / KL_WARMUP_EPOCHS)
 
 
-def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: bool = True) -> FamilyResult:
+def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | None, *,
+          progress: bool = True) -> TrainResult:
     """Train the sparse VAE on `data` (one latent sample per image), checkpointing every epoch."""
-    from .device import resolve_device
-    from .training import init_model
-
     device = resolve_device(cfg.device)
-    decoder, likelihood = init_model(data, cfg)  # decoupled generator at the data marginals, seeded
+    decoder, likelihood = decoupled.init_model(data, cfg)  # decoupled generator at the data marginals, seeded
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "init", "encoder"))
         encoder = Encoder(data.n_pixels, cfg.width, cfg.noise_dim)
@@ -107,11 +110,11 @@ def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: b
     params = [*encoder.parameters(), *decoder.parameters(), *likelihood.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
 
-    def step(x: torch.Tensor, w: torch.Tensor, rng: torch.Generator, epoch: int, b: int,
-             n_batches: int) -> dict[str, torch.Tensor]:
-        eps = torch.randn(x.shape[0], cfg.noise_dim, generator=rng, device=device)
+    def step(batch: Batch) -> dict[str, torch.Tensor]:
+        x, w = batch.x, batch.weight
+        eps = torch.randn(x.shape[0], cfg.noise_dim, generator=batch.rng, device=device)
         recon, kl, logits = elbo_terms(encoder, decoder, likelihood, x, eps)
-        loss = -(w * (recon - kl_weight_at(cfg, epoch) * kl)).mean()
+        loss = -(w * (recon - kl_weight_at(cfg, batch.epoch) * kl)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -129,7 +132,7 @@ def train(data: Any, cfg: Any, checkpoint_dir: str | Path | None, *, progress: b
         "encoder": {"n_pixels": data.n_pixels, "width": cfg.width, "latent_dim": cfg.noise_dim},
         "likelihood": {"name": likelihood.name, **likelihood.extra_state_dict()},
     }
-    return FamilyResult(modules, cfg, fixed, rows, str(device), start)
+    return TrainResult(modules, cfg, fixed, rows, str(device), start)
 
 
 class SparseVAE(nn.Module):
@@ -155,9 +158,25 @@ def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> Spars
 def sample_images(vae: SparseVAE, n: int, *, seed: int, batch_size: int = 4096, device: torch.device | str = "cpu",
                   progress: bool = True) -> np.ndarray:
     """(n, npix, npix) float32 images: u ~ N(0, 1) -> decoder -> x = Bern(pi) * beta (the decoupled sampler)."""
-    from .sampling import sample_images as sample_decoupled
-
     if n < 1:
         raise ModelError(f"number of images to generate must be >= 1, got {n}")
-    return sample_decoupled(vae.decoder, vae.likelihood, n, seed=seed, batch_size=batch_size, device=device,
+    return decoupled.sample_images(vae.decoder, vae.likelihood, n, seed=seed, batch_size=batch_size, device=device,
                             progress=progress)
+
+
+def generate(vae: SparseVAE, n: int, *, seed: int, batch_size: int = 4096, device: torch.device | str = "cpu",
+             progress: bool = True, pt_gev: np.ndarray | None = None) -> np.ndarray:
+    """(n, npix, npix) float32 images from a rebuilt VAE (unconditional: pt_gev must be None)."""
+    if pt_gev is not None:
+        raise ModelError("the vae family is unconditional; it cannot be sampled at given muon pTs")
+    return sample_images(vae, n, seed=seed, batch_size=batch_size, device=device, progress=progress)
+
+
+def conditional(vae: SparseVAE) -> bool:
+    """The vae family is unconditional."""
+    return False
+
+
+def sample_attrs(record: dict[str, Any]) -> dict[str, Any]:
+    """Attributes of a generated file that describe this family's model."""
+    return {"objective": OBJECTIVE}

@@ -10,14 +10,13 @@ Modules (one job each):
 - `delphes`        the one place Delphes runs: card rendering, DelphesHepMC2, hepmc2pileup, checks
 - `pileup`         minimum-bias library
 - `chunk`          a chunk end to end (pipe) or in two steps (file)
-- `seeds`, `plan`  seeds from (seed, sample, chunk, stream); events -> chunks
+- `plan`           events -> chunks (seeds from (seed, sample, chunk, stream): common.seeds)
 - `spectrum`       background pT-hat threshold study
 
 CLI: ``python -m simulation {pileup,chunk,generate,delphes,card,spectrum} --help``.
 """
 
-__all__ = ["SimulationError", "derive_seed", "chunk_sizes"]
+__all__ = ["SimulationError", "chunk_sizes"]
 
 from .errors import SimulationError
 from .plan import chunk_sizes
-from .seeds import derive_seed

@@ -6,7 +6,10 @@
   delphes   Delphes with pile-up on a HepMC2 file -> ROOT (shared by every backend)
   card      print the Delphes card as it will run (pile-up file, mu, seed filled in)
   spectrum  background muon pT spectrum for several pT-hat thresholds (figure + CSV)
-A known error prints `error: <message>` and exits with status 2.
+Settings come from the config's `simulation:` section as one JSON object (--config-json; keys left
+out take their default from workflow/schemas/simulation.schema.yaml); flags name files and the
+chunk (sample, chunk, kept events, master seed). A known error prints `error: <message>` and exits
+with status 2.
 """
 from __future__ import annotations
 
@@ -15,11 +18,24 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+from common import cli
+from common.provenance import atomic_output, provenance
+from common.seeds import chunk_seed
+from common.settings import parse_section
+
+from .chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe
+from .delphes import DEFAULT_CARD, render_card
 from .errors import SimulationError
 from .muon_filter import MuonWindow
+from .pileup import make_pileup_library
+from .settings import READS, reads
+from .spectrum import pthat_study
 
 log = logging.getLogger("simulation")
+#: Pythia events per batch of the pile-up library at least (minimum-bias events are small)
+PILEUP_BATCH_MIN = 500
 
 
 def _add_chunk_args(p: argparse.ArgumentParser) -> None:
@@ -27,114 +43,99 @@ def _add_chunk_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, required=True, help="chunk index (>= 0); with --seed it fixes the seeds")
     p.add_argument("--n-kept", type=int, required=True, help="events that must pass the muon filter")
     p.add_argument("--seed", type=int, required=True, help="master seed of the config")
-    p.add_argument("--muon-pt-min", type=float, default=9.0, help="filter: muon pT lower edge, GeV (default 9)")
-    p.add_argument("--muon-pt-max", type=float, default=16.0, help="filter: muon pT upper edge, GeV (default 16)")
-    p.add_argument("--muon-abs-eta-max", type=float, default=2.5, help="filter: muon |eta| limit (default 2.5)")
-    p.add_argument("--no-force-b-muonic", action="store_true",
-                   help="background: do not force b-hadron decays into muonic channels")
-    p.add_argument("--batch-size", type=int, default=200, help="Pythia events per columnar batch (default 200)")
-    p.add_argument("--pthat-min", type=float, default=None,
-                   help="background only: PhaseSpace:pTHatMin in GeV (default: the value in cards/background.cmnd)")
     p.add_argument("--stats", type=Path, required=True, help="output JSON: generated/kept counts, seeds, sigma")
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
-    from .delphes import DEFAULT_CARD
-
     p.add_argument("--pileup", type=Path, required=True, help="Delphes .pileup library")
-    p.add_argument("--mean-pileup", type=float, default=50.0, help="mean number of pile-up interactions (default 50)")
-    p.add_argument("--card", type=Path, default=DEFAULT_CARD, help="Delphes card (default: the project's trimmed CMS pile-up card, 1-sigma thresholds)")
+    p.add_argument("--card", type=Path, default=DEFAULT_CARD,
+                   help="Delphes card (default: the project's trimmed CMS pile-up card, 1-sigma thresholds)")
 
 
-def _chunk_spec(a: argparse.Namespace):
-    from .chunk import ChunkSpec
+def _settings(a: argparse.Namespace) -> dict[str, Any]:
+    """The command's part of the simulation section, defaults filled in."""
+    return parse_section(a.config_json, "simulation", reads(a.command, getattr(a, "sample", None)))
 
+
+def _chunk_spec(a: argparse.Namespace) -> ChunkSpec:
+    s = _settings(a)
+    f = s["muon_filter"]
+    pthat = s.get("pthat_min_gev")
     return ChunkSpec(sample=a.sample, chunk=a.chunk, n_kept=a.n_kept, master_seed=a.seed,
-                     window=MuonWindow(a.muon_pt_min, a.muon_pt_max, a.muon_abs_eta_max),
-                     force_muonic_b_decays=not a.no_force_b_muonic, batch_size=a.batch_size,
-                     pthat_min_gev=a.pthat_min)
+                     window=MuonWindow(float(f["pt_min_gev"]), float(f["pt_max_gev"]), float(f["abs_eta_max"])),
+                     force_muonic_b_decays=bool(s["force_muonic_b_decays"]), batch_size=int(s["batch_size"]),
+                     pthat_min_gev=None if pthat is None else float(pthat))
+
+
+def _mean_pileup(a: argparse.Namespace) -> float:
+    """Mean number of pile-up interactions, as a float (what the card and the records held before)."""
+    return float(_settings(a)["mean_pileup"])
 
 
 def cmd_pileup(a: argparse.Namespace) -> None:
-    from .pileup import make_pileup_library
-    from .seeds import derive_seed
-
-    seed = derive_seed(a.seed, "minbias", 0, "pythia")
-    stats = make_pileup_library(a.out, a.n_events, seed, batch_size=a.batch_size)
+    s = _settings(a)
+    seed = chunk_seed(a.seed, "minbias", 0, "pythia")
+    stats = make_pileup_library(a.out, int(s["pileup_events"]), seed,
+                                batch_size=max(int(s["batch_size"]), PILEUP_BATCH_MIN))
     if a.stats:
-        from imaging.provenance import atomic_output, provenance
-
         with atomic_output(a.stats) as tmp:
             tmp.write_text(json.dumps(provenance(None, master_seed=a.seed, pythia_seed=seed,
                                                  generation=stats.to_dict()), indent=1, sort_keys=True))
 
 
 def cmd_chunk(a: argparse.Namespace) -> None:
-    from .chunk import DetectorSpec, run_chunk_pipe
-
-    run_chunk_pipe(_chunk_spec(a), DetectorSpec(a.pileup, a.mean_pileup, a.card), a.out, a.stats)
+    spec = _chunk_spec(a)
+    run_chunk_pipe(spec, DetectorSpec(a.pileup, _mean_pileup(a), a.card), a.out, a.stats)
 
 
 def cmd_generate(a: argparse.Namespace) -> None:
-    from .chunk import generate_to_file
-
     generate_to_file(_chunk_spec(a), a.out, a.stats)
 
 
 def cmd_delphes(a: argparse.Namespace) -> None:
-    from .chunk import DetectorSpec, delphes_from_file
-    from .seeds import derive_seed
-
     expected, record = None, None
     if a.stats:
         try:
             record = json.loads(a.stats.read_text())
             expected = int(record["generation"]["kept"])
         except (OSError, ValueError, KeyError) as exc:
-            raise SimulationError(f"{a.sample} chunk {a.chunk}: cannot read kept count from {a.stats} ({exc})") from None
-    delphes_from_file(a.input, DetectorSpec(a.pileup, a.mean_pileup, a.card), a.out,
-                      f"{a.sample} chunk {a.chunk}", derive_seed(a.seed, a.sample, a.chunk, "delphes"), expected,
+            raise SimulationError(
+                f"{a.sample} chunk {a.chunk}: cannot read kept count from {a.stats} ({exc})") from None
+    delphes_from_file(a.input, DetectorSpec(a.pileup, _mean_pileup(a), a.card), a.out,
+                      f"{a.sample} chunk {a.chunk}", chunk_seed(a.seed, a.sample, a.chunk, "delphes"), expected,
                       metadata=record)
 
 
 def cmd_card(a: argparse.Namespace) -> None:
-    from .delphes import render_card
-
-    sys.stdout.write(render_card(a.card, a.pileup, a.mean_pileup, a.random_seed))
+    sys.stdout.write(render_card(a.card, a.pileup, _mean_pileup(a), a.random_seed))
 
 
 def cmd_spectrum(a: argparse.Namespace) -> None:
-    from .spectrum import pthat_study
-
-    pthat_study(a.pthat_min, a.n_events, a.seed, a.out, a.csv, force_muonic_b_decays=not a.no_force_b_muonic)
+    pthat_study(a.pthat_min, a.n_events, a.seed, a.out, a.csv,
+                force_muonic_b_decays=bool(_settings(a)["force_muonic_b_decays"]))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = cli.stage_parser("python -m simulation", __doc__)
 
-    p = sub.add_parser("pileup", help="minimum-bias pile-up library (Pythia SoftQCD -> hepmc2pileup)")
-    p.add_argument("--n-events", type=int, required=True, help="library size (minimum-bias events)")
+    def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        return cli.add_command(sub, name, func, text, section="simulation", reads=READS[name])
+
+    p = command("pileup", cmd_pileup, "minimum-bias pile-up library (Pythia SoftQCD -> hepmc2pileup)")
     p.add_argument("--seed", type=int, required=True, help="master seed of the config")
-    p.add_argument("--batch-size", type=int, default=500, help="Pythia events per batch (default 500)")
     p.add_argument("--out", type=Path, required=True, help="output .pileup file")
     p.add_argument("--stats", type=Path, help="optional output JSON with counts, seed and cross-section")
-    p.set_defaults(func=cmd_pileup)
 
-    p = sub.add_parser("chunk", help="one chunk streamed: Pythia -> filter -> HepMC2 pipe -> Delphes -> ROOT")
+    p = command("chunk", cmd_chunk, "one chunk streamed: Pythia -> filter -> HepMC2 pipe -> Delphes -> ROOT")
     _add_chunk_args(p)
     _add_detector_args(p)
     p.add_argument("--out", type=Path, required=True, help="output Delphes ROOT file")
-    p.set_defaults(func=cmd_chunk)
 
-    p = sub.add_parser("generate", help="one chunk's generation only -> HepMC2 file")
+    p = command("generate", cmd_generate, "one chunk's generation only -> HepMC2 file")
     _add_chunk_args(p)
     p.add_argument("--out", type=Path, required=True, help="output HepMC2 file")
-    p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("delphes", help="Delphes with pile-up on a HepMC2 file -> ROOT")
+    p = command("delphes", cmd_delphes, "Delphes with pile-up on a HepMC2 file -> ROOT")
     p.add_argument("--in", dest="input", type=Path, required=True, help="input HepMC2 file")
     p.add_argument("--sample", required=True, help="sample name (for seeds and messages)")
     p.add_argument("--chunk", type=int, required=True, help="chunk index (for seeds and messages)")
@@ -142,35 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", type=Path, help="generation JSON: its kept count is checked against the input")
     _add_detector_args(p)
     p.add_argument("--out", type=Path, required=True, help="output Delphes ROOT file")
-    p.set_defaults(func=cmd_delphes)
 
-    p = sub.add_parser("card", help="print the Delphes card with pile-up file, mu and seed filled in")
+    p = command("card", cmd_card, "print the Delphes card with pile-up file, mu and seed filled in")
     _add_detector_args(p)
     p.add_argument("--random-seed", type=int, default=1, help="Delphes RandomSeed (default 1)")
-    p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("spectrum", help="b bbar muon pT spectrum for several pT-hat thresholds")
+    p = command("spectrum", cmd_spectrum, "b bbar muon pT spectrum for several pT-hat thresholds")
     p.add_argument("--pthat-min", type=float, nargs="+", required=True, help="PhaseSpace:pTHatMin values, GeV")
     p.add_argument("--n-events", type=int, nargs="+", required=True,
                    help="events generated per threshold (one value, or one per threshold)")
     p.add_argument("--seed", type=int, required=True, help="master seed")
-    p.add_argument("--no-force-b-muonic", action="store_true", help="unbiased b-hadron decays")
     p.add_argument("--out", type=Path, required=True, help="output figure (.png/.pdf)")
     p.add_argument("--csv", type=Path, required=True, help="output table of d sigma / d pT per threshold")
-    p.set_defaults(func=cmd_spectrum)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        args.func(args)
-    except SimulationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; a SimulationError prints `error: <message>` and returns 2."""
+    return cli.main(build_parser(), argv)
 
 
 if __name__ == "__main__":

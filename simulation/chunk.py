@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaging.provenance import atomic_output, provenance
+from common.provenance import atomic_output, provenance
+from common.seeds import chunk_seed
 
 from .delphes import DEFAULT_CARD, delphes_run, pileup_entries, render_card
 from .errors import SimulationError
 from .generation import GenerationStats, generate_chunk
 from .hepmc_writer import HepMC2Sink
 from .muon_filter import MuonWindow
-from .seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ChunkSpec:
 
     def __post_init__(self) -> None:
         if self.pthat_min_gev is not None and (self.sample != "background" or not self.pthat_min_gev >= 0):
-            raise SimulationError(f"{self.label}: a pT-hat threshold (--pthat-min) applies to the background "
+            raise SimulationError(f"{self.label}: a pT-hat threshold (pthat_min_gev) applies to the background "
                                   f"(b bbar) only and must be >= 0 GeV, got {self.pthat_min_gev} for {self.sample}")
 
     @property
@@ -56,11 +56,11 @@ class ChunkSpec:
 
     @property
     def pythia_seed(self) -> int:
-        return derive_seed(self.master_seed, self.sample, self.chunk, "pythia")
+        return chunk_seed(self.master_seed, self.sample, self.chunk, "pythia")
 
     @property
     def delphes_seed(self) -> int:
-        return derive_seed(self.master_seed, self.sample, self.chunk, "delphes")
+        return chunk_seed(self.master_seed, self.sample, self.chunk, "delphes")
 
 
 @dataclass(frozen=True)

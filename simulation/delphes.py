@@ -15,11 +15,12 @@ import resource
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
 
 from .errors import SimulationError
 

@@ -6,11 +6,12 @@ first, `force_b_muonic.cmnd` after the background card when the muonic bias is o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+from common.seeds import PYTHIA_SEED_MAX
 
 from .errors import SimulationError
-from .seeds import PYTHIA_SEED_MAX
 
 log = logging.getLogger(__name__)
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import awkward as ak
 import numpy as np
 from tqdm import tqdm
 
-from imaging.provenance import atomic_output
+from common.provenance import atomic_output
+from common.seeds import chunk_seed
 
 from .errors import SimulationError
 from .muon_filter import final_muons
 from .pythia_setup import cross_section_mb, make_pythia, process_cards
-from .seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def window_ratio(dsig: Sequence[np.ndarray], err: Sequence[np.ndarray]) -> list[
     e = [float(np.sqrt((x[inside] ** 2).sum())) for x in err]
     if s[0] <= 0:
         raise SimulationError("no muon in [10, 15] GeV at the lowest threshold: raise --n-events")
-    return [(si / s[0], (si / s[0]) * np.hypot(ei / max(si, 1e-300), e[0] / s[0])) for si, ei in zip(s, e)]
+    return [(si / s[0], (si / s[0]) * np.hypot(ei / max(si, 1e-300), e[0] / s[0])) for si, ei in zip(s, e, strict=True)]
 
 
 def pthat_study(thresholds: Sequence[float], n_events: Sequence[int], master_seed: int, figure: Path,
@@ -69,20 +69,23 @@ def pthat_study(thresholds: Sequence[float], n_events: Sequence[int], master_see
         n_events = list(n_events) * len(thresholds)
     if len(n_events) != len(thresholds):
         raise SimulationError("--n-events takes one value or one per --pthat-min")
-    results = [muon_pt_spectrum(t, n, derive_seed(master_seed, "background", i, f"pthat{t:g}"), force_muonic_b_decays)
-               for i, (t, n) in enumerate(zip(thresholds, n_events))]
+    results = [muon_pt_spectrum(t, n, chunk_seed(master_seed, "background", i, f"pthat{t:g}"), force_muonic_b_decays)
+               for i, (t, n) in enumerate(zip(thresholds, n_events, strict=True))]
     dsig, err = [r[0] for r in results], [r[1] for r in results]
     ratios = window_ratio(dsig, err)
-    for t, n, (r, dr) in zip(thresholds, n_events, ratios):
+    for t, n, (r, dr) in zip(thresholds, n_events, ratios, strict=True):
         log.info("pTHatMin %g GeV (%d events): sigma(10 < pT_mu < 15 GeV) / lowest threshold = %.3f +- %.3f",
                  t, n, r, dr)
     with atomic_output(table) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["pt_lo_gev", "pt_hi_gev"] + [f"{k}_pthatmin{t:g}" for t in thresholds for k in ("dsigma_pb_per_gev", "err")])
+        w.writerow(["pt_lo_gev", "pt_hi_gev"]
+                   + [f"{k}_pthatmin{t:g}" for t in thresholds for k in ("dsigma_pb_per_gev", "err")])
         for i in range(len(PT_EDGES_GEV) - 1):
-            w.writerow([PT_EDGES_GEV[i], PT_EDGES_GEV[i + 1]] + [f"{v:.6g}" for d, e in zip(dsig, err) for v in (d[i], e[i])])
-        for t, n, (r, dr) in zip(thresholds, n_events, ratios):
-            w.writerow([f"# pthatmin {t:g} GeV, {n} events, window [10,15] GeV ratio to lowest", f"{r:.4f}", f"{dr:.4f}"])
+            w.writerow([PT_EDGES_GEV[i], PT_EDGES_GEV[i + 1]]
+                       + [f"{v:.6g}" for d, e in zip(dsig, err, strict=True) for v in (d[i], e[i])])
+        for t, n, (r, dr) in zip(thresholds, n_events, ratios, strict=True):
+            w.writerow([f"# pthatmin {t:g} GeV, {n} events, window [10,15] GeV ratio to lowest", f"{r:.4f}",
+                        f"{dr:.4f}"])
     _draw(thresholds, dsig, err, ratios, figure)
     return ratios
 
@@ -95,7 +98,7 @@ def _draw(thresholds, dsig, err, ratios, figure: Path) -> None:
 
     centers = 0.5 * (PT_EDGES_GEV[1:] + PT_EDGES_GEV[:-1])
     fig, (ax, rax) = plt.subplots(2, 1, sharex=True, figsize=(6, 6), gridspec_kw={"height_ratios": [3, 1]})
-    for t, d, e, (r, dr) in zip(thresholds, dsig, err, ratios):
+    for t, d, e, (r, dr) in zip(thresholds, dsig, err, ratios, strict=True):
         ax.errorbar(centers, d, e, drawstyle="steps-mid", label=f"pTHatMin {t:g} GeV (window ratio {r:.2f}±{dr:.2f})")
         with np.errstate(divide="ignore", invalid="ignore"):
             rax.errorbar(centers, d / dsig[0], e / dsig[0], fmt="o", ms=3)

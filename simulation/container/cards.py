@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 from simulation.container.errors import ContainerCardError
+from simulation.delphes import render_card
+from simulation.errors import SimulationError
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "cards"
 MADGRAPH_DIR = CARDS_DIR / "madgraph"
@@ -151,9 +153,6 @@ def shower_card(sample: str, lhe: str, hepmc: str, seed: int, n_events: int,
 def delphes_card(card: Path, pileup_file: str, seed: int, mean_pileup: float) -> str:
     """The native backend's Delphes card rendering (simulation.delphes.render_card): same card,
     same pile-up / seed substitution, so both backends run Delphes identically."""
-    from simulation.delphes import render_card
-    from simulation.errors import SimulationError
-
     try:
         return render_card(card, Path(pileup_file), mean_pileup, seed)
     except SimulationError as err:

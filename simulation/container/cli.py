@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
+from typing import Any
 
+from common import cli
+from common.provenance import atomic_output
+from common.settings import add_config_argument, parse_section
 from simulation.container import cards
-from simulation.container.errors import ContainerCardError
+from simulation.container.shower import shower
+from simulation.generation import generate_chunk
+from simulation.hepmc_writer import HepMC2Sink
+from simulation.settings import READS
 
 
 def _write(path: Path, text: str) -> None:
-    from imaging.provenance import atomic_output
-
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     logging.getLogger(__name__).info("wrote %s", path)
@@ -22,14 +26,19 @@ def _mg5_script(args: argparse.Namespace) -> None:
     _write(args.out, cards.mg5_gridpack_script(args.sample, args.process_dir, args.nb_core))
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's part of the simulation section, defaults filled in."""
+    return parse_section(args.config_json, "simulation", READS[args.command])
+
+
 def _shower_card(args: argparse.Namespace) -> None:
     text = cards.shower_card(args.sample, args.lhe, args.hepmc, args.seed, args.n_events,
-                             force_muonic_b_decays=args.force_muonic_b_decays)
+                             force_muonic_b_decays=bool(_settings(args)["force_muonic_b_decays"]))
     _write(args.out, text)
 
 
 def _delphes_card(args: argparse.Namespace) -> None:
-    _write(args.out, cards.delphes_card(args.card, args.pileup, args.seed, args.mean_pileup))
+    _write(args.out, cards.delphes_card(args.card, args.pileup, args.seed, float(_settings(args)["mean_pileup"])))
 
 
 def _check_cards(args: argparse.Namespace) -> None:
@@ -40,20 +49,15 @@ def _check_cards(args: argparse.Namespace) -> None:
 
 
 def _shower(args: argparse.Namespace) -> None:
-    from simulation.container.shower import shower
-
     shower(args.card)
 
 
 def _minbias_hepmc(args: argparse.Namespace) -> None:
-    from imaging.provenance import atomic_output
-    from simulation.generation import generate_chunk
-    from simulation.hepmc_writer import HepMC2Sink
-
     with atomic_output(args.out) as tmp:
         sink = HepMC2Sink(tmp)
         try:
-            generate_chunk("minbias", args.n_events, args.seed, sink, f"minimum bias -> {args.out}",
+            generate_chunk("minbias", int(_settings(args)["pileup_events"]), args.seed, sink,
+                           f"minimum bias -> {args.out}",
                            window=None, batch_size=500)
         finally:
             sink.close()
@@ -73,26 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shower-card", help="Pythia 8 card that showers one LHE chunk (Beams:frameType = 4)")
     p.add_argument("--sample", required=True, choices=cards.SAMPLES)
     p.add_argument("--lhe", required=True, help="LHE file (.lhe or .lhe.gz) as seen by the shower")
-    p.add_argument("--hepmc", required=True, help="HepMC2 output as seen by the shower (the rules use /dev/fd/3, a pipe)")
+    p.add_argument("--hepmc", required=True,
+                   help="HepMC2 output as seen by the shower (the rules use /dev/fd/3, a pipe)")
     p.add_argument("--seed", required=True, type=int, help="Random:seed in [1, 900000000]")
     p.add_argument("--n-events", required=True, type=int, help="LHE events in the file (the shower stops at its end)")
-    p.add_argument("--force-muonic-b-decays", action=argparse.BooleanOptionalAction, default=True,
-                   help="background: b hadrons decay only to channels with a muon (default on)")
     p.add_argument("--out", required=True, type=Path)
+    add_config_argument(p, "simulation", READS["shower-card"])
     p.set_defaults(func=_shower_card)
 
     p = sub.add_parser("delphes-card", help="the project's Delphes card with a chunk's pile-up file and seed")
     p.add_argument("--card", required=True, type=Path)
     p.add_argument("--pileup", required=True, help="pile-up library path as seen by Delphes")
     p.add_argument("--seed", required=True, type=int, help="Delphes RandomSeed")
-    p.add_argument("--mean-pileup", type=float, required=True, help="mean number of pile-up interactions (Poisson)")
     p.add_argument("--out", required=True, type=Path)
+    add_config_argument(p, "simulation", READS["delphes-card"])
     p.set_defaults(func=_delphes_card)
 
     p = sub.add_parser("minbias-hepmc", help="minimum-bias events (native cards, pythia8mc) -> HepMC2 for hepmc2pileup")
-    p.add_argument("--n-events", required=True, type=int)
     p.add_argument("--seed", required=True, type=int, help="Random:seed (the native pile-up library's seed)")
     p.add_argument("--out", required=True, type=Path)
+    add_config_argument(p, "simulation", READS["minbias-hepmc"])
     p.set_defaults(func=_minbias_hepmc)
 
     p = sub.add_parser("check-cards", help="parse and check the MadGraph cards of both samples")
@@ -105,12 +109,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ContainerCardError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; a ContainerCardError (a SimulationError) prints `error: <message>` and returns 2."""
+    return cli.main(build_parser(), argv)

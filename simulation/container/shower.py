@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import awkward as ak
+
 from simulation.container.errors import ContainerCardError
+from simulation.hepmc_writer import HepMC2Sink, hepevt_columns
 
 log = logging.getLogger(__name__)
 #: Settings MG5aMC_PY8_interface adds to Pythia's database before it reads a card.
@@ -43,16 +46,13 @@ def configure_pythia(card: Path, subrun: int = 0):
     if pythia.mode("Beams:frameType") != 4:
         raise ContainerCardError(f"{card}: Beams:frameType must be 4 (hard process from the LHE file)")
     if pythia.mode("LHEFInputs:nSubruns") < 1:
-        raise ContainerCardError(f"{card}: LHEFInputs:nSubruns must be >= 1 (MG5aMC_PY8_interface runs no subrun otherwise)")
+        raise ContainerCardError(
+            f"{card}: LHEFInputs:nSubruns must be >= 1 (MG5aMC_PY8_interface runs no subrun otherwise)")
     return pythia
 
 
 def shower(card: Path) -> int:
     """Shower the LHE named in `card` into its HEPMCoutput:file; returns the events written."""
-    import awkward as ak
-
-    from simulation.hepmc_writer import HepMC2Sink, hepevt_columns
-
     pythia = configure_pythia(card)
     n_max = pythia.mode("Main:numberOfEvents")
     out = pythia.word("HEPMCoutput:file")

@@ -35,8 +35,8 @@ def test_auc_is_near_one_for_clearly_different_samples() -> None:
 
 def test_auc_is_reproducible_with_the_same_seed(background) -> None:
     images, weight = background
-    a = classifier_auc(images[:600], weight[:600], images[600:1200], weight[600:1200], radius=0.4, seed=5, settings=FAST)
-    b = classifier_auc(images[:600], weight[:600], images[600:1200], weight[600:1200], radius=0.4, seed=5, settings=FAST)
+    a, b = (classifier_auc(images[:600], weight[:600], images[600:1200], weight[600:1200], radius=0.4, seed=5,
+                           settings=FAST) for _ in range(2))
     assert a == b
 
 

@@ -14,7 +14,8 @@ from analysis.cli import main
 from imaging.h5schema import write_image_file
 
 MODELS = ("decoupled_fc", "independent_pixels")
-FAST_CLF = ["--clf-hidden", "16", "--clf-epochs", "5"]
+FAST_CLF = ["--config-json", json.dumps({"metrics": {"classifier": {"hidden_layers": [16], "epochs": 5}}})]
+LOW_DPI = ["--config-json", json.dumps({"plots": {"dpi": 60}})]
 
 
 def _gen_args(root: Path, samples=("signal", "background")) -> list[str]:
@@ -50,7 +51,8 @@ def test_metrics_record_has_every_metric(records: list[Path]) -> None:
 
 def test_emd_table_has_paper_values_beside_ours(records: list[Path], tmp_path: Path) -> None:
     csv_path, md_path = tmp_path / "emd.csv", tmp_path / "emd.md"
-    assert main(["emd-table", "--metrics", *map(str, records), "--out-csv", str(csv_path), "--out-md", str(md_path)]) == 0
+    assert main(["emd-table", "--metrics", *map(str, records), "--out-csv", str(csv_path),
+                 "--out-md", str(md_path)]) == 0
     rows = {(r["sample"], r["model"]): r for r in csv.DictReader(csv_path.open())}
     assert set(rows) == {(s, m) for s in ("signal", "background") for m in MODELS}
     assert float(rows["signal", "decoupled_fc"]["paper_emd"]) == 0.06
@@ -67,7 +69,8 @@ def test_emd_table_has_paper_values_beside_ours(records: list[Path], tmp_path: P
 
 def test_metrics_table(records: list[Path], tmp_path: Path) -> None:
     csv_path, md_path = tmp_path / "m.csv", tmp_path / "m.md"
-    assert main(["metrics-table", "--metrics", *map(str, records), "--out-csv", str(csv_path), "--out-md", str(md_path)]) == 0
+    assert main(["metrics-table", "--metrics", *map(str, records), "--out-csv", str(csv_path),
+                 "--out-md", str(md_path)]) == 0
     rows = list(csv.DictReader(csv_path.open()))
     assert len(rows) == 4 and "classifier_auc" in rows[0] and "_provenance" not in rows[0]
     md = md_path.read_text()
@@ -84,14 +87,14 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_figures_are_produced(toy_dir: Path, tmp_path: Path) -> None:
     f2 = [tmp_path / "f2.pdf", tmp_path / "f2.png"]
     assert main(["figure2", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir),
-                 "--out", *map(str, f2), "--dpi", "60"]) == 0
+                 "--out", *map(str, f2), *LOW_DPI]) == 0
     f3lin, f3log = [tmp_path / "f3lin.pdf", tmp_path / "f3lin.png"], [tmp_path / "f3log.png"]
-    assert main(["figure3", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir), "--dpi", "60",
+    assert main(["figure3", "--real", *_real_args(toy_dir), "--generated", *_gen_args(toy_dir), *LOW_DPI,
                  "--out-linear", *map(str, f3lin), "--out-log", *map(str, f3log)]) == 0
     feats, corrs = [tmp_path / "feat.png"], [tmp_path / "corr.pdf"]
     assert main(["features", "--sample", "background", "--real", str(toy_dir / "background" / "images.h5"),
                  "--generated", *(f"{m}={toy_dir / 'generated' / 'background' / f'{m}.h5'}" for m in MODELS),
-                 "--dpi", "60", "--out-features", *map(str, feats), "--out-correlations", *map(str, corrs)]) == 0
+                 *LOW_DPI, "--out-features", *map(str, feats), "--out-correlations", *map(str, corrs)]) == 0
     for path in (*f2, *f3lin, *f3log, *feats, *corrs):
         assert path.stat().st_size > 5000, path
         if path.suffix == ".pdf":
@@ -138,7 +141,8 @@ def test_generated_file_without_pt_is_refused(tmp_path: Path, toy_dir: Path, cap
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["figure2", "--real", "signal", "--generated", "signal:m=x.h5", "--out", "f.png"], "must look like LABEL=PATH"),
+        (["figure2", "--real", "signal", "--generated", "signal:m=x.h5", "--out", "f.png"],
+         "must look like LABEL=PATH"),
         (["figure2", "--real", "signal=a.h5", "--generated", "signal=x.h5", "--out", "f.png"],
          "must look like SAMPLE:MODEL=PATH"),
         (["figure2", "--real", "signal=a.h5", "--generated", "background:m=x.h5", "--out", "f.png"],

@@ -56,7 +56,7 @@ def test_fidelity_variant_record_and_table(variant_files, tmp_path):
         rc = main(["fidelity-variant", "--name", name, "--signal", str(variant_files["signal"]),
                    "--background", str(variant_files["background"]),
                    "--describe", json.dumps({"card": "card_a", "tower_shape": shape, "pthat_min_gev": 10}),
-                   "--settings", json.dumps(SETTINGS), "--seed", "3", "--n-baseline", "2000", "--out", str(out)])
+                   "--config-json", json.dumps(SETTINGS), "--seed", "3", "--n-baseline", "2000", "--out", str(out)])
         assert rc == 0
         records.append(out)
     rec = json.loads(records[0].read_text())

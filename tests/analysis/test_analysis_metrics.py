@@ -10,8 +10,8 @@ from analysis.errors import AnalysisError
 from analysis.features import average_image, zero_pixel_fraction
 from analysis.inputs import load_images
 from analysis.metrics import MetricSettings, pair_metrics
-from analysis.toy import independent_pixels
 from imaging.h5schema import write_image_file
+from model.baseline import independent_pixel_images
 
 FAST = MetricSettings(classifier=ClassifierSettings(hidden_layers=(32,), epochs=10))
 
@@ -30,7 +30,7 @@ def test_independent_pixels_have_no_correlation() -> None:
     base = rng.exponential(1.0, (4000, 1, 1)) * np.ones((1, 4, 4))  # fully correlated pixels
     corr = pixel_correlation(base, np.ones(4000))
     np.testing.assert_allclose(corr, 1.0, atol=1e-9)
-    shuffled = independent_pixels(base, np.ones(4000), 4000, rng)
+    shuffled = independent_pixel_images(base, np.ones(4000), 4000, rng)
     off = ~np.eye(16, dtype=bool)
     corr_shuffled = pixel_correlation(shuffled, np.ones(4000))
     assert np.abs(corr_shuffled[off]).max() < 0.1

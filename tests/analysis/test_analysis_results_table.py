@@ -78,7 +78,8 @@ def test_ratio_differences_and_order_on_hand_built_records(tmp_path: Path) -> No
 
     md = md_path.read_text()
     signal, background = md.split("## signal")[1].split("## background")
-    assert signal.index("| decoupled_fc |") < signal.index("| lagan |") < signal.index("**independent_pixels** (baseline)")
+    assert (signal.index("| decoupled_fc |") < signal.index("| lagan |")
+            < signal.index("**independent_pixels** (baseline)"))
     assert "| decoupled_fc | decoupled | 0.2000 | 0.0100 | 0.25 | -1.00 | 0.750 |  | 40.0 | 35.0 | -5.0 |" in background
     assert "| lagan | gan | 0.1500 | 0.0100 | 0.50 | +1.00 | 0.750 | 300 | 40.0 | 35.0 | -5.0 |" in signal
     assert "iso < 0.02 real [%]" in md
@@ -95,7 +96,8 @@ def test_record_lacking_a_key_is_a_clear_error_naming_the_file(tmp_path: Path, c
     del bad["low_isolation_fraction_real"]
     paths = _write(tmp_path, [bad, HAND_BUILT[1]])
     out_csv, out_md = tmp_path / "r.csv", tmp_path / "r.md"
-    assert main(["results-table", "--metrics", *map(str, paths), "--out-csv", str(out_csv), "--out-md", str(out_md)]) == 2
+    assert main(["results-table", "--metrics", *map(str, paths), "--out-csv", str(out_csv),
+                 "--out-md", str(out_md)]) == 2
     err = capsys.readouterr().err
     assert f"{paths[0]}: metrics record lacks 'low_isolation_fraction_real'; re-run the metrics step" in err
     assert "Traceback" not in err
@@ -151,7 +153,8 @@ def test_metrics_record_has_low_isolation_family_and_train_time(toy_dir: Path, t
                            kind="generated", extra_attrs={"family": "gan", "train_time_s": 42.5})
     out = tmp_path / "gan.metrics.json"
     assert main(["metrics", "--real", str(real), "--generated", str(gen), "--sample", "signal", "--model", "lagan",
-                 "--seed", "3", "--clf-hidden", "8", "--clf-epochs", "2", "--low-isolation", "0.05",
+                 "--seed", "3", "--config-json", json.dumps({"metrics": {"low_isolation": 0.05, "classifier": {
+                     "hidden_layers": [8], "epochs": 2}}}),
                  "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["family"] == "gan" and rec["train_time_s"] == 42.5

@@ -6,6 +6,7 @@ synthetic images.h5 and generated files as the cache.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,10 @@ analysis:
 
 
 def _snakemake(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    # the rule files import the project's packages, and the rules run its CLIs: from this checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=env)
     if ok:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -75,7 +78,7 @@ def test_dry_run_plans_the_results_table(dry_dir: Path) -> None:
     dry = _snakemake(dry_dir, "figures", "--dry-run", "--printshellcmds")
     assert "rule analysis_results_table:" in dry.stdout or "localrule analysis_results_table:" in dry.stdout
     assert "tables/results.csv" in dry.stdout and "tables/results.md" in dry.stdout
-    assert "--low-isolation 0.02" in dry.stdout  # schema default reaches every metrics job
+    assert '"low_isolation": 0.02' in dry.stdout  # schema default reaches every metrics job
 
 
 @pytest.mark.slow

@@ -29,8 +29,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 from imaging import ImagingConfig, build_images, write_images  # noqa: E402
 from imaging.build import input_digest  # noqa: E402
 from imaging.pixelise import make_cell_images, make_images  # noqa: E402
@@ -115,7 +113,8 @@ def main() -> None:
     parser.add_argument("--tower-shape", default="point", choices=["point", "cell"],
                         help="image rendering (imaging.tower_shape); cell needs real Delphes files (Tower.Edges)")
     parser.add_argument("--merge", action="store_true",
-                        help="also time the same events merged into one file with ROOT's hadd (per-file cost amortised)")
+                        help="also time the same events merged into one file with ROOT's hadd "
+                             "(per-file cost amortised)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -164,7 +163,8 @@ def _report(title: str, files: list[Path], cfg: ImagingConfig, repeat: int, tmp:
     rows = (
         ("open + check (TTree metadata)", best["open"], f"{best['open'] / n_files * 1e3:.1f} ms/file"),
         (f"read (uproot, {best['branches']} branches)", best["read"], f"{best['read'] / n_ev * 1e6:.1f} us/event"),
-        ("  reference: uproot tree.arrays", best["uproot_arrays"], f"ratio read/ref {best['read'] / best['uproot_arrays']:.2f}"),
+        ("  reference: uproot tree.arrays", best["uproot_arrays"],
+         f"ratio read/ref {best['read'] / best['uproot_arrays']:.2f}"),
         ("select muons", best["select"], f"{best['select'] / n_img * 1e6:.2f} us/image"),
         (f"pixelise ({cfg.tower_shape})", best["pixelise"], f"{best['pixelise'] / n_img * 1e6:.1f} us/image"),
         ("open+read+select+pixelise", core, "the issue's measure"),

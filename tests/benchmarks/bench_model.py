@@ -26,11 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from model.baseline import sample_independent_pixels  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
-from model.families import family_module, load_family_model, save_family_model, train_family  # noqa: E402
 from model.data import training_data_from_arrays  # noqa: E402
-from model.sampling import sample_images  # noqa: E402
+from model.families import family_module, load_model, save_model, train  # noqa: E402
 from model.synthetic import synthetic_images  # noqa: E402
-from model.training import train  # noqa: E402
 
 
 def configured_models() -> dict[str, dict]:
@@ -44,15 +42,14 @@ def configured_models() -> dict[str, dict]:
 
 def _train(data, cfg: TrainConfig):
     """Train one model of any family; returns its result and a function n -> generated images."""
-    if cfg.family == "decoupled":
-        res = train(data, cfg, None, progress=False)
-        return res, lambda n: sample_images(res.generator, res.likelihood, n, seed=2, device=res.device, progress=False,
-                                            **({"pt_gev": np.resize(data.muon_pt_gev.numpy(), n)} if cfg.conditional else {}))
-    res = train_family(data, cfg, None, progress=False)
+    res = train(data, cfg, None, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
-        save_family_model(Path(tmp) / "model.pt", res, data)
-        model, record = load_family_model(Path(tmp) / "model.pt", device=res.device)
-    return res, lambda n: family_module(cfg.family).sample_images(model, n, seed=2, device=res.device, progress=False)
+        save_model(Path(tmp) / "model.pt", res, data)
+        model, record = load_model(Path(tmp) / "model.pt", device=res.device)
+    family = family_module(cfg.family)
+    return res, lambda n: family.generate(
+        model, n, seed=2, device=res.device, progress=False,
+        pt_gev=np.resize(data.muon_pt_gev.numpy(), n) if family.conditional(model) else None)
 
 
 def main() -> None:

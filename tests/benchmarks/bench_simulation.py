@@ -31,10 +31,10 @@ import uproot
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_DIR))
 
+from common.seeds import chunk_seed  # noqa: E402
 from simulation.chunk import ChunkSpec, DetectorSpec, delphes_from_file, generate_to_file, run_chunk_pipe  # noqa: E402
 from simulation.pileup import make_pileup_library, reuse_factor  # noqa: E402
 from simulation.pythia_setup import make_pythia, process_cards  # noqa: E402
-from simulation.seeds import derive_seed  # noqa: E402
 
 
 def children_cpu() -> float:
@@ -107,13 +107,14 @@ def main() -> None:
 
     rows: list[tuple[str, str, str]] = []
     for sample in args.samples if args.stages else ():
-        for what, ms_per_event in pythia_stages(sample, args.stages, derive_seed(args.seed, sample, 0, "pythia")).items():
+        seed = chunk_seed(args.seed, sample, 0, "pythia")
+        for what, ms_per_event in pythia_stages(sample, args.stages, seed).items():
             rows.append((sample, f"Pythia step: {what}, ms / generated", f"{ms_per_event:.2f}"))
     with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp_s:
         tmp = Path(tmp_s)
         lib = tmp / "minbias.pileup"
         c0, w0 = self_cpu() + children_cpu(), time.perf_counter()
-        st = make_pileup_library(lib, args.pileup_events, derive_seed(args.seed, "minbias", 0, "pythia"))
+        st = make_pileup_library(lib, args.pileup_events, chunk_seed(args.seed, "minbias", 0, "pythia"))
         pu_cpu, pu_wall = self_cpu() + children_cpu() - c0, time.perf_counter() - w0
         gen_s = st.seconds["pythia"] + st.seconds["hepmc"]
         rows.append(("pile-up library", "Pythia SoftQCD + HepMC2 + hepmc2pileup, per event",
@@ -158,9 +159,11 @@ def main() -> None:
                 (sample, "Delphes mu=50 ms / kept event (init removed)", f"{1e3 * det_per_kept:.1f}"),
                 (sample, "Delphes mu=0 ms / kept event (incl. init)", ms(d0, n_kept)),
                 (sample, "init CPU s: Pythia / Delphes(mu=50)", f"{init_s:.1f} / {d_init:.1f}"),
-                (sample, "detector+pile-up+I/O vs Pythia, per kept", f"{(hep_s / n_kept + det_per_kept) * 1e3:.1f} vs {ms(py_s, n_kept)} ms"),
+                (sample, "detector+pile-up+I/O vs Pythia, per kept",
+                 f"{(hep_s / n_kept + det_per_kept) * 1e3:.1f} vs {ms(py_s, n_kept)} ms"),
                 (sample, "file transport: total CPU ms / kept", ms(file_cpu, n_kept)),
-                (sample, "pipe transport: total CPU ms / kept (wall)", f"{ms(pipe_cpu, n_kept)} ({ms(pipe_wall, n_kept)} wall)"),
+                (sample, "pipe transport: total CPU ms / kept (wall)",
+                 f"{ms(pipe_cpu, n_kept)} ({ms(pipe_wall, n_kept)} wall)"),
             ]
     width = max(len(r[1]) for r in rows)
     print(f"\nsimulation benchmark: {args.kept} kept events per sample, pile-up library {args.pileup_events} events, "

@@ -62,7 +62,8 @@ def write_lhe(path: Path, process: str, n_events: int, seed: int) -> Path:
         body.append("<event>")
         body.append(f" 4 1 1.00000000e+00 {scale:.8e} 7.54677100e-03 1.18000000e-01")
         for pid, st, m1, m2, c, ac, px, py, pz, e, m in rows:
-            body.append(f" {pid:8d} {st:3d} {m1:4d} {m2:4d} {c:4d} {ac:4d} {px:+.10e} {py:+.10e} {pz:+.10e} {e:.10e} {m:.10e} 0.0 9.0")
+            body.append(f" {pid:8d} {st:3d} {m1:4d} {m2:4d} {c:4d} {ac:4d} {px:+.10e} {py:+.10e} {pz:+.10e} "
+                        f"{e:.10e} {m:.10e} 0.0 9.0")
         body.append("</event>")
     path.write_text("\n".join(head + body + ["</LesHouchesEvents>"]) + "\n")
     return path

@@ -16,8 +16,8 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-
 from container_helpers import place_lhe, snakemake
+
 from simulation.container.cards import CARDS_DIR
 from simulation.delphes import check_delphes_output
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -109,7 +108,7 @@ def test_cli_renders_and_reports_errors_without_traceback(tmp_path, project_dir)
     assert out.read_text() == cards.mg5_gridpack_script("signal", "p")
     bad = subprocess.run([sys.executable, "-m", "simulation.container", "delphes-card", "--card",
                           str(tmp_path / "missing.tcl"), "--pileup", "x.pileup", "--seed", "1",
-                          "--mean-pileup", "50", "--out", str(tmp_path / "d.tcl")],
+                          "--config-json", '{"mean_pileup": 50}', "--out", str(tmp_path / "d.tcl")],
                          capture_output=True, text=True, cwd=project_dir)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "missing.tcl" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "d.tcl").exists()

@@ -33,8 +33,10 @@ def _event(number, muons, units=pyhepmc.Units.GEV):
             pzv = pt * math.sinh(eta)
             mass = 0.105 if ident == 13 else 0.1396
             mom = (pt, 0.0, pzv, math.sqrt(pt * pt + pzv * pzv + mass * mass))
-        px.append(mom[0] * scale); py.append(mom[1] * scale); pz.append(mom[2] * scale); e.append(mom[3] * scale)
-        m.append(mass * scale); pid.append(ident); st.append(status)
+        for column, value in zip((px, py, pz, e, m), (*mom, mass), strict=True):
+            column.append(value * scale)
+        pid.append(ident)
+        st.append(status)
     n = len(rows)
     parents = np.array([[0, 0], [0, 0]] + [[1, 2]] * (n - 2), dtype=np.int32)
     event = pyhepmc.GenEvent(units, pyhepmc.Units.MM)
@@ -63,8 +65,9 @@ def _write(path, events, units=pyhepmc.Units.GEV):
 
 def _run_awk(src, tmp_path, window=WINDOW):
     counts = tmp_path / "counts.json"
-    proc = subprocess.run(["awk", "-f", str(AWK), "-v", f"ptmin={window.pt_min_gev}", "-v", f"ptmax={window.pt_max_gev}",
-                           "-v", f"etamax={window.abs_eta_max}", "-v", f"counts={counts}", str(src)],
+    proc = subprocess.run(["awk", "-f", str(AWK), "-v", f"ptmin={window.pt_min_gev}",
+                           "-v", f"ptmax={window.pt_max_gev}", "-v", f"etamax={window.abs_eta_max}",
+                           "-v", f"counts={counts}", str(src)],
                           capture_output=True, text=True, timeout=60)
     return proc, counts
 
@@ -84,7 +87,8 @@ def test_keeps_exactly_the_events_with_a_final_muon_in_the_window(tmp_path, unit
     # kept events are copied unchanged (same particles and momenta)
     with pyhepmc.open(str(out)) as reader:
         first = next(iter(reader))
-    assert len(first.particles) == 4 and first.particles[3].momentum.pt() == pytest.approx(12.0 * (1000 if units == pyhepmc.Units.MEV else 1), rel=1e-6)
+    scale = 1000 if units == pyhepmc.Units.MEV else 1
+    assert len(first.particles) == 4 and first.particles[3].momentum.pt() == pytest.approx(12.0 * scale, rel=1e-6)
 
 
 def test_truncated_or_foreign_input_fails_with_a_message(tmp_path):

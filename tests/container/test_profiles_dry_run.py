@@ -15,9 +15,9 @@ from collections import defaultdict
 
 import pytest
 import yaml
-
 from container_helpers import PROJECT_DIR, snakemake
-from simulation.seeds import derive_seed
+
+from common.seeds import chunk_seed
 
 pytestmark = pytest.mark.slow
 
@@ -119,14 +119,15 @@ def test_container_commands_use_the_image_cards_and_native_seeds(tmp_path, fake_
         for chunk in (0, 49):
             lhe = one("container_lhe", sample, chunk).split()
             assert lhe[1].endswith("simulation/container/gridpack_events.sh")
-            assert lhe[4] == str(derive_seed(seed, sample, chunk, "madgraph"))
+            assert lhe[4] == str(chunk_seed(seed, sample, chunk, "madgraph"))
             card = one("container_shower_card", sample, chunk)
-            assert f"--seed {derive_seed(seed, sample, chunk, 'pythia')} " in card
+            assert f"--seed {chunk_seed(seed, sample, chunk, 'pythia')} " in card
             assert "--hepmc /dev/fd/3" in card
             delphes_card = one("container_delphes_card", sample, chunk)
             # the native backend's Delphes seed for this chunk (simulation.chunk.ChunkSpec.delphes_seed)
-            assert f"--seed {derive_seed(seed, sample, chunk, 'delphes')} " in delphes_card
-            assert "delphes_card_CMS_PileUp_muon_images_sig1.tcl" in delphes_card and "--mean-pileup 50" in delphes_card
+            assert f"--seed {chunk_seed(seed, sample, chunk, 'delphes')} " in delphes_card
+            assert "delphes_card_CMS_PileUp_muon_images_sig1.tcl" in delphes_card
+            assert '"mean_pileup": 50' in delphes_card
             run = one("container_shower_delphes", sample, chunk)
             assert f"'{DEFAULT['shower_command']}'" in run
             assert f"{DEFAULT['delphes_bin']}/DelphesHepMC2" in run
@@ -136,7 +137,7 @@ def test_container_commands_use_the_image_cards_and_native_seeds(tmp_path, fake_
     (minbias,) = cmds["container_minbias_hepmc"]
     # the native pile-up library's seed and generator: the same library as the native backend
     assert minbias.startswith("python -m simulation.container minbias-hepmc")
-    assert f"--seed {derive_seed(seed, 'minbias', 0, 'pythia')} " in minbias
+    assert f"--seed {chunk_seed(seed, 'minbias', 0, 'pythia')} " in minbias
 
 
 def test_unknown_container_key_is_rejected_with_its_name(tmp_path):

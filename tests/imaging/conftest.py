@@ -1,8 +1,8 @@
 """Fixtures for the imaging tests: small Delphes-schema ROOT files written with uproot."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

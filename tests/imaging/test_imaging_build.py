@@ -8,14 +8,13 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from imaging_cases import PROJECT_DIR
 
+from common.provenance import config_digest, file_digest
 from imaging import ImagingConfig, build_images, write_images
 from imaging.build import input_digest
 from imaging.h5schema import read_image_file
-from imaging.provenance import config_digest, file_digest
 from imaging.synthetic import random_delphes_events
-
-from imaging_cases import PROJECT_DIR
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def test_signal_cli_reweights_to_the_background_file(chunks, delphes_file, tmp_p
     sig_in = delphes_file(towers, muons, w, name="signal_chunk0.root")
     sig = tmp_path / "signal.h5"
     proc = _cli("build", "--in", sig_in, "--out", sig, "--sample", "signal", "--reweight-to", bkg,
-                "--reweight-pt-bins", 5, "--no-progress")
+                "--config-json", json.dumps({"reweight_pt_bins": 5}), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     s, b = read_image_file(sig), read_image_file(bkg)
     edges = np.linspace(10, 15, 6)

@@ -8,11 +8,10 @@ import sys
 import numpy as np
 import pytest
 import uproot
+from imaging_cases import PROJECT_DIR, one_muon_event
 
 from imaging import ImagingConfig, ImagingError, build_images
 from imaging.synthetic import random_delphes_events
-
-from imaging_cases import PROJECT_DIR, one_muon_event
 
 
 def _good(delphes_file, **kwargs):

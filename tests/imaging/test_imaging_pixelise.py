@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from imaging_cases import CENTRES, one_muon_event
 
 from imaging import ImagingConfig, build_images
 from imaging.pixelise import make_images
-
-from imaging_cases import CENTRES, one_muon_event
 
 
 def _image(path, **config):

@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from imaging_cases import PROJECT_DIR
 from snakemake.utils import validate
 
 from imaging import ImagingConfig
 from imaging.h5schema import read_image_file
 from imaging.synthetic import random_delphes_events, write_delphes_file
-
-from imaging_cases import PROJECT_DIR
 
 SCHEMA = PROJECT_DIR / "workflow" / "schemas" / "imaging.schema.yaml"
 

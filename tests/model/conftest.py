@@ -1,7 +1,6 @@
 """Shared fixtures for the model tests: small synthetic sparse images and a one-hot toy."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -31,11 +30,3 @@ def synthetic_file(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("syn") / "images.h5"
     write_synthetic_file(path, 400, seed=5, sample="background")
     return str(path)
-
-
-def one_hot_images(n: int, npix: int = 4, seed: int = 0) -> np.ndarray:
-    """(n, npix, npix) images with exactly one non-zero pixel (uniform position, ET in [2, 4] GeV)."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, npix * npix), np.float32)
-    x[np.arange(n), rng.integers(0, npix * npix, n)] = rng.uniform(2.0, 4.0, n)
-    return x.reshape(n, npix, npix)

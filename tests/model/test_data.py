@@ -73,7 +73,7 @@ def test_file_errors_name_the_file(tmp_path):
     # the CLI turns the known error into `error: ...` and exit code 2, no traceback
     proc = subprocess.run(
         [sys.executable, "-m", "model", "train", "--in", str(path), "--out", str(tmp_path / "m" / "model.pt"),
-         "--epochs", "1", "--no-progress"],
+         "--model-name", "m", "--config-json", '{"models": {"m": {"arch": "fc", "epochs": 1}}}', "--no-progress"],
         capture_output=True, text=True, cwd=ROOT,
     )
     assert proc.returncode == 2, proc.stderr

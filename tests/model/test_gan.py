@@ -17,7 +17,7 @@ from model.cli import main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
 from model.errors import ModelError
-from model.families import load_family_model, model_family, train_family
+from model.families import load_model, model_family, train
 
 TINY = TrainConfig(family="gan", arch="fc", width=32, noise_dim=8, epochs=3, batch_size=64, lr=2e-3, seed=5,
                    device="cpu")
@@ -45,8 +45,8 @@ def _reference_locally_connected(lc: gan.LocallyConnected2d, x: torch.Tensor) ->
     for i in range(m):
         for j in range(m):
             patch = xp[:, :, i * s:i * s + k, j * s:j * s + k].reshape(x.shape[0], -1).double()  # order (c, di, dj)
-            l = i * m + j
-            out[:, :, i, j] = patch @ lc.weight[l].double().T + lc.bias[l].double()
+            pos = i * m + j
+            out[:, :, i, j] = patch @ lc.weight[pos].double().T + lc.bias[pos].double()
     return out
 
 
@@ -96,7 +96,8 @@ def test_generator_output_has_exact_zeros_and_sampling_is_seeded():
     assert not np.array_equal(images, gan.sample_images(generator, 64, seed=2, progress=False))
     assert discriminator(torch.from_numpy(images)).shape == (64,)
     g2, _ = gan.build_gan(spec, seed=3)  # same seed, same networks
-    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(generator.state_dict().values(), g2.state_dict().values(), strict=True))
 
 
 def test_bad_gan_settings_are_clear_errors(pattern_data):
@@ -105,10 +106,10 @@ def test_bad_gan_settings_are_clear_errors(pattern_data):
     with pytest.raises(ModelError, match="gan_critic_steps"):
         TrainConfig.from_mapping({"family": "gan", "gan_critic_steps": 0})
     with pytest.raises(ModelError, match="one architecture"):
-        train_family(pattern_data, dataclasses.replace(TINY, arch="deconv"), None, progress=False)
+        train(pattern_data, dataclasses.replace(TINY, arch="deconv"), None, progress=False)
     odd = training_data_from_arrays(np.pad(pattern_images(20), ((0, 0), (0, 2), (0, 2))))
     with pytest.raises(ModelError, match="divisible by 8"):
-        train_family(odd, TINY, None, progress=False)
+        train(odd, TINY, None, progress=False)
     if "conditional" in {f.name for f in dataclasses.fields(TrainConfig)}:
         with pytest.raises(ModelError, match="conditional"):
             TrainConfig.from_mapping({"family": "gan", "conditional": True})
@@ -120,33 +121,35 @@ def _state(result):
 
 def test_resume_gives_the_same_networks_as_an_uninterrupted_run(pattern_data, tmp_path):
     cfg = dataclasses.replace(TINY, gan_critic_steps=2)
-    full = train_family(pattern_data, cfg, tmp_path / "full", progress=False)
-    first = train_family(pattern_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
+    full = train(pattern_data, cfg, tmp_path / "full", progress=False)
+    first = train(pattern_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
     assert len(first.log_rows) == 1
-    resumed = train_family(pattern_data, cfg, tmp_path / "resumed", progress=False)
+    resumed = train(pattern_data, cfg, tmp_path / "resumed", progress=False)
     assert resumed.resumed_from_epoch == 1
     a, b = _state(full), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in full.log_rows] == [r["loss"] for r in resumed.log_rows]
     # other settings: the checkpoint is not resumed
-    other = train_family(pattern_data, dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", progress=False)
+    other = train(pattern_data, dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", progress=False)
     assert other.resumed_from_epoch == 0
 
 
 def test_cli_trains_and_samples_a_gan_into_the_images_contract(synthetic_file, tmp_path):
     settings = {"family": "gan", "arch": "fc", "width": 32, "noise_dim": 8, "epochs": 2, "batch_size": 100}
     model = tmp_path / "lagan" / "model.pt"
-    assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
-                 "--model-name", "lagan", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["train", "--in", synthetic_file, "--out", str(model),
+                 "--config-json", json.dumps({"device": "cpu", "models": {"lagan": settings}}),
+                 "--model-name", "lagan", "--sample", "background", "--no-progress"]) == 0
     assert model_family(model) == "gan"
-    _, record = load_family_model(model)
+    _, record = load_model(model)
     assert record["format"] == gan.MODEL_FORMAT and record["config"]["family"] == "gan"
     with open(model.with_name("train_log.csv")) as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == gan.LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2]
     out = tmp_path / "lagan.h5"
-    assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "lagan", "--n", "150",
-                 "--real", synthetic_file, "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "lagan",
+                 "--config-json", json.dumps({"n_generated": 150, "device": "cpu"}),
+                 "--real", synthetic_file, "--sample", "background", "--no-progress"]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == (150, 32, 32) and (gen.images >= 0).all()
     assert gen.attrs["kind"] == "generated" and gen.attrs["family"] == "gan" and gen.attrs["model"] == "lagan"
@@ -191,7 +194,7 @@ def test_gan_learns_the_mean_image_of_a_known_pattern(pattern_data):
         cfg = dataclasses.replace(TINY, width=64, batch_size=32, epochs=25, seed=seed)
         untrained, _ = gan.build_gan(gan.gan_spec(cfg, pattern_data), cfg.seed, pattern_data.occupancy())
         before = _mean_image_error(gan.sample_images(untrained, 2000, seed=4, progress=False), pattern_data)
-        result = train_family(pattern_data, cfg, None, progress=False)
+        result = train(pattern_data, cfg, None, progress=False)
         images = gan.sample_images(result.modules["generator"], 2000, seed=4, progress=False)
         after, occupancy_error = _mean_image_error(images, pattern_data), _occupancy_error(images, pattern_data)
         zeros = float((images == 0).mean())  # the data are 94.5% zeros

@@ -15,11 +15,11 @@ from torch.distributions import Bernoulli, Gamma, Normal
 
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import init_model, sample_images
 from model.errors import ModelError
+from model.families import load_model, save_model, train
 from model.likelihoods import GammaLearnedShape, GaussianLearnedSigma, build_likelihood, standard_gamma
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.sampling import sample_images
-from model.training import init_model, load_model, save_model, train
 
 ROOT = Path(__file__).resolve().parents[2]
 LEARNED = ("gaussian_learned_sigma", "gamma")
@@ -68,7 +68,7 @@ def test_matrix_form_equals_elementwise_log_prob_values_and_gradients(name):
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), wrt, retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), wrt, retain_graph=True)
-        for a, b in zip(g1, g2):
+        for a, b in zip(g1, g2, strict=True):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
     # the likelihood's own parameters get a gradient (they are trained)
@@ -153,16 +153,17 @@ def test_learned_parameters_move_and_are_restored_from_model_file(synthetic_data
     res = train(synthetic_data, cfg, tmp_path / "ckpt", progress=False)
     assert all(math.isfinite(r["loss"]) for r in res.log_rows) and res.log_rows[-1]["loss"] < res.log_rows[0]["loss"]
     before = {k: v.detach().clone() for k, v in start.state_dict().items()}
-    after = {k: v.detach().clone() for k, v in res.likelihood.state_dict().items()}
+    after = {k: v.detach().clone() for k, v in res.modules["likelihood"].state_dict().items()}
     assert before.keys() == after.keys() and len(after) == 1
     (key,) = after
     assert float((after[key] - before[key]).abs().max()) > 1e-3  # trained, not fixed
     ckpt = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
-    assert torch.equal(ckpt["likelihood"][key], after[key])
-    gen, lik, record = load_model(save_model(tmp_path / "model.pt", res, synthetic_data))
-    assert type(lik) is type(res.likelihood) and record["likelihood"]["name"] == name
+    assert torch.equal(ckpt["modules"]["likelihood"][key], after[key])
+    model, record = load_model(save_model(tmp_path / "model.pt", res, synthetic_data))
+    gen, lik = model.generator, model.likelihood
+    assert type(lik) is type(res.modules["likelihood"]) and record["fixed"]["likelihood"]["name"] == name
     assert torch.equal(lik.state_dict()[key], after[key])
-    a = sample_images(res.generator, res.likelihood, 200, seed=3, progress=False)
+    a = sample_images(res.modules["generator"], res.modules["likelihood"], 200, seed=3, progress=False)
     b = sample_images(gen, lik, 200, seed=3, progress=False)
     assert np.array_equal(a, b)  # the reloaded model is the trained one
 
@@ -173,16 +174,16 @@ def test_resume_restores_likelihood_and_its_adam_state_bitwise(synthetic_data, t
     train(synthetic_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
     resumed = train(synthetic_data, cfg, tmp_path / "resumed", progress=False)
     assert resumed.resumed_from_epoch == 1
-    assert torch.equal(full.likelihood.raw_sigma, resumed.likelihood.raw_sigma)
-    for k, v in full.generator.state_dict().items():
-        assert torch.equal(v, resumed.generator.state_dict()[k]), k
+    assert torch.equal(full.modules["likelihood"].raw_sigma, resumed.modules["likelihood"].raw_sigma)
+    for k, v in full.modules["generator"].state_dict().items():
+        assert torch.equal(v, resumed.modules["generator"].state_dict()[k]), k
     assert [r["loss"] for r in resumed.log_rows] == [r["loss"] for r in full.log_rows]
 
 
 def test_gamma_training_gives_positive_values_with_the_data_mean(synthetic_data):
     cfg = dataclasses.replace(SMALL, likelihood="gamma", epochs=6, K=32)
     res = train(synthetic_data, cfg, None, progress=False)
-    gen = sample_images(res.generator, res.likelihood, 3000, seed=4, progress=False)
+    gen = sample_images(res.modules["generator"], res.modules["likelihood"], 3000, seed=4, progress=False)
     assert (gen >= 0).all() and np.isfinite(gen).all()
     x = synthetic_data.x.numpy()
     nz = x != 0

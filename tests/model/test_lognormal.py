@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from torch.distributions import Bernoulli, LogNormal
 from imaging.h5schema import read_image_file
 from model.cli import main as cli_main
 from model.config import TrainConfig
+from model.decoupled import init_model, sample_images
 from model.errors import ModelError
+from model.families import load_model, train
 from model.likelihoods import LogNormalFixedSigma, build_likelihood
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.sampling import sample_images, sample_to_file
-from model.training import init_model, load_model, train
+from model.sampling import sample_to_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=1, batch_size=128, K=16, seed=3, device="cpu",
@@ -57,7 +59,7 @@ def test_matrix_form_equals_torch_lognormal_values_and_gradients(s):
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), (logits, eta), retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), (logits, eta), retain_graph=True)
-        for a, b in zip(g1, g2):
+        for a, b in zip(g1, g2, strict=True):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
@@ -91,7 +93,8 @@ def test_settings_come_from_log_of_the_nonzero_values(synthetic_data):
     with torch.no_grad():
         _, eta = generator(torch.zeros(1, SMALL.noise_dim))
     start = synthetic_data.nonzero_mean(log_values=True).float()
-    assert float((eta[0] - start).abs().mean()) < 0.5 * float((eta[0] - synthetic_data.nonzero_mean().float()).abs().mean())
+    assert float((eta[0] - start).abs().mean()) < 0.5 * float(
+        (eta[0] - synthetic_data.nonzero_mean().float()).abs().mean())
 
 
 def test_bad_settings_are_clear_errors():
@@ -125,7 +128,7 @@ def test_short_training_reproduces_the_nonzero_values(synthetic_data, objective)
     res = train(synthetic_data, cfg, None, progress=False)
     assert all(math.isfinite(r["loss"]) for r in res.log_rows)
     assert res.log_rows[-1]["loss"] < res.log_rows[0]["loss"]
-    gen = sample_images(res.generator, res.likelihood, 3000, seed=4, progress=False)
+    gen = sample_images(res.modules["generator"], res.modules["likelihood"], 3000, seed=4, progress=False)
     assert (gen >= 0).all()
     values = gen[gen != 0].astype(np.float64)
     x = synthetic_data.x.numpy().astype(np.float64)
@@ -135,20 +138,24 @@ def test_short_training_reproduces_the_nonzero_values(synthetic_data, objective)
     assert float(np.log(values).mean()) == pytest.approx(real_log_mean, abs=math.log(1.2))  # geo. mean within 20%
     assert 0.8 < (gen != 0).mean() / nz.mean() < 1.25
     with torch.no_grad():
-        logits, eta = res.generator(torch.randn(3000, SMALL.noise_dim, generator=torch.Generator().manual_seed(8)))
+        noise = torch.randn(3000, SMALL.noise_dim, generator=torch.Generator().manual_seed(8))
+        logits, eta = res.modules["generator"](noise)
         pi = torch.sigmoid(logits).double()
-        predicted = float((pi * torch.exp(eta.double() + 0.5 * res.likelihood.sigma_log**2)).sum() / pi.sum())
+        sigma_log = res.modules["likelihood"].sigma_log
+        predicted = float((pi * torch.exp(eta.double() + 0.5 * sigma_log**2)).sum() / pi.sum())
     assert float(values.mean()) == pytest.approx(predicted, rel=0.2)
 
 
 def test_cli_trains_saves_and_samples_a_lognormal_model(synthetic_file, tmp_path):
     model_path = tmp_path / "m" / "model.pt"
-    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path), "--arch", "fc", "--width", "16",
-                   "--noise-dim", "8", "--epochs", "1", "--batch-size", "200", "--K", "8",
-                   "--likelihood", "lognormal_fixed_sigma", "--device", "cpu", "--no-progress"])
+    settings = {"arch": "fc", "width": 16, "noise_dim": 8, "epochs": 1, "batch_size": 200, "K": 8,
+                "likelihood": "lognormal_fixed_sigma", "device": "cpu"}
+    rc = cli_main(["train", "--in", synthetic_file, "--out", str(model_path), "--model-name", "model",
+                   "--config-json", json.dumps({"models": {"model": settings}}), "--no-progress"])
     assert rc == 0
-    _, lik, record = load_model(model_path)
-    assert isinstance(lik, LogNormalFixedSigma) and record["likelihood"]["name"] == "lognormal_fixed_sigma"
+    model, record = load_model(model_path)
+    lik = model.likelihood
+    assert isinstance(lik, LogNormalFixedSigma) and record["fixed"]["likelihood"]["name"] == "lognormal_fixed_sigma"
     assert record["config"]["likelihood"] == "lognormal_fixed_sigma" and lik.sigma_log > 0
     out = sample_to_file(model_path, tmp_path / "gen.h5", n=200, seed=2, model_name="m", device="cpu", progress=False)
     assert (read_image_file(out).images >= 0).all()

@@ -8,6 +8,7 @@ below the data's smallest value.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -19,11 +20,12 @@ from imaging.h5schema import read_image_file, write_image_file
 from model.cli import main as cli_main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import sample_images
 from model.errors import ModelError
+from model.families import load_model, train
 from model.likelihoods import LogNormalThreshold, build_likelihood, zero_skew_offset
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
 from model.sampling import sample_to_file
-from model.training import load_model, train
 
 THRESHOLD_GEV = 0.45
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=4, batch_size=128, K=16, lr=3e-3, seed=3, device="cpu",
@@ -51,7 +53,8 @@ def test_matrix_form_equals_torch_lognormal_of_the_excess_values_and_gradients()
     z = (x != 0).to(x.dtype)[:, None, :].expand(-1, k, -1)
     excess = torch.where(x != 0, x - x0, torch.ones_like(x))[:, None, :].expand(-1, k, -1)
     per_pixel = LogNormal(eta[None], s).log_prob(excess)
-    ref = (Bernoulli(logits=logits[None]).log_prob(z) + torch.where(z != 0, per_pixel, torch.zeros_like(per_pixel))).sum(-1)
+    ref = (Bernoulli(logits=logits[None]).log_prob(z)
+           + torch.where(z != 0, per_pixel, torch.zeros_like(per_pixel))).sum(-1)
     torch.testing.assert_close(ll, ref, rtol=1e-10, atol=1e-9)
     torch.testing.assert_close(lik.log_prob(x[x != 0], eta[0, :1].expand(int((x != 0).sum()))),
                                LogNormal(eta[0, :1], s).log_prob(x[x != 0] - x0))
@@ -59,7 +62,7 @@ def test_matrix_form_equals_torch_lognormal_of_the_excess_values_and_gradients()
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), (logits, eta), retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), (logits, eta), retain_graph=True)
-        for a, c in zip(g1, g2):
+        for a, c in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-10)
 
 
@@ -104,11 +107,9 @@ def test_short_training_keeps_the_value_spectrum_above_the_threshold():
     data = training_data_from_arrays(images, w)
     res = train(data, dataclasses.replace(SMALL, epochs=8), None, progress=False)
     assert all(math.isfinite(r["loss"]) for r in res.log_rows) and res.log_rows[-1]["loss"] < res.log_rows[0]["loss"]
-    from model.sampling import sample_images
-
-    gen = sample_images(res.generator, res.likelihood, 2000, seed=5, progress=False)
+    gen = sample_images(res.modules["generator"], res.modules["likelihood"], 2000, seed=5, progress=False)
     values, real = gen[gen != 0], images[images != 0]
-    assert values.min() > res.likelihood.offset_gev
+    assert values.min() > res.modules["likelihood"].offset_gev
     assert np.median(values) == pytest.approx(np.median(real), rel=0.15)
     assert 0.8 < (gen != 0).mean() / (images != 0).mean() < 1.25
 
@@ -119,12 +120,14 @@ def test_cli_trains_and_samples_a_threshold_model(tmp_path):
     write_image_file(path, images, np.full(len(images), 12.0, np.float32), w, sample="background", radius=0.4,
                      kind="real", provenance={})
     model_path = tmp_path / "m" / "model.pt"
-    rc = cli_main(["train", "--in", str(path), "--out", str(model_path), "--arch", "fc", "--width", "16",
-                   "--noise-dim", "8", "--epochs", "1", "--batch-size", "200", "--K", "8",
-                   "--likelihood", "lognormal_threshold", "--device", "cpu", "--no-progress"])
+    settings = {"arch": "fc", "width": 16, "noise_dim": 8, "epochs": 1, "batch_size": 200, "K": 8,
+                "likelihood": "lognormal_threshold", "device": "cpu"}
+    rc = cli_main(["train", "--in", str(path), "--out", str(model_path), "--model-name", "model",
+                   "--config-json", json.dumps({"models": {"model": settings}}), "--no-progress"])
     assert rc == 0
-    _, lik, record = load_model(model_path)
-    assert isinstance(lik, LogNormalThreshold) and record["likelihood"]["offset_gev"] == lik.offset_gev > 0.3
+    model, record = load_model(model_path)
+    lik = model.likelihood
+    assert isinstance(lik, LogNormalThreshold) and record["fixed"]["likelihood"]["offset_gev"] == lik.offset_gev > 0.3
     out = read_image_file(sample_to_file(model_path, tmp_path / "gen.h5", n=300, seed=2, model_name="m",
                                          device="cpu", progress=False))
     assert out.images[out.images != 0].min() > lik.offset_gev

@@ -9,9 +9,9 @@ import torch
 
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
+from model.decoupled import sample_images
+from model.families import train
 from model.objectives import marginal_kl
-from model.sampling import sample_images
-from model.training import train
 
 
 def test_zero_when_the_generator_occupancy_equals_the_data():
@@ -66,7 +66,7 @@ def test_marginal_term_holds_the_generated_occupancy_at_the_data():
         cfg = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=12, batch_size=32, K=16, seed=3,
                           likelihood="lognormal_fixed_sigma", marginal_weight=weight, device="cpu")
         result = train(data, cfg, None, progress=False)
-        images = sample_images(result.generator, result.likelihood, 4000, seed=9, progress=False)
+        images = sample_images(result.modules["generator"], result.modules["likelihood"], 4000, seed=9, progress=False)
         errors[weight] = abs(float(np.mean(images != 0)) - target)
     assert errors[30.0] < 0.5 * errors[0.0], errors
     assert errors[30.0] < 0.02, errors

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Normal
 
+from model.errors import ModelError
 from model.likelihoods import GaussianFixedSigma, build_likelihood
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
-from model.errors import ModelError
 
 
 def _random_problem(b=7, k=5, d=64, seed=0):
@@ -42,7 +42,7 @@ def test_matrix_form_equals_direct_values_and_gradients(sigma):
     for objective in (paper_objective, bound_objective):
         g1 = torch.autograd.grad(weighted_loss(objective(ll), w), (logits, eta), retain_graph=True)
         g2 = torch.autograd.grad(weighted_loss(objective(ref), w), (logits, eta), retain_graph=True)
-        for a, b in zip(g1, g2):
+        for a, b in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 

@@ -11,9 +11,10 @@ from imaging.h5schema import read_image_file
 from model.baseline import baseline_to_file, sample_independent_pixels
 from model.config import TrainConfig
 from model.data import load_training_data, training_data_from_arrays
+from model.decoupled import sample_images
 from model.errors import ModelError
-from model.sampling import PT_NOTE, sample_images, sample_to_file
-from model.training import save_model, train
+from model.families import save_model, train
+from model.sampling import PT_NOTE, sample_to_file
 
 SMALL = TrainConfig(arch="deconv", width=16, noise_dim=8, epochs=1, batch_size=128, K=16, seed=3, device="cpu")
 
@@ -34,17 +35,18 @@ def test_sampled_file_follows_the_images_contract(synthetic_file, tmp_path):
     assert gen.attrs["training_data_digest"] == data.digest
     assert 0.5 < (gen.images != 0).mean() / (real.images != 0).mean() < 2.0  # sparse like the data
     # same seed, same images, in any batch size; other seed, other images
-    a = sample_images(res.generator, res.likelihood, 300, seed=5, batch_size=300, progress=False)
-    b = sample_images(res.generator, res.likelihood, 300, seed=5, batch_size=300, progress=False)
-    c = sample_images(res.generator, res.likelihood, 300, seed=6, batch_size=300, progress=False)
+    a = sample_images(res.modules["generator"], res.modules["likelihood"], 300, seed=5, batch_size=300, progress=False)
+    b = sample_images(res.modules["generator"], res.modules["likelihood"], 300, seed=5, batch_size=300, progress=False)
+    c = sample_images(res.modules["generator"], res.modules["likelihood"], 300, seed=6, batch_size=300, progress=False)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_sample_n_images_and_reject_bad_n(synthetic_data):
     res = train(synthetic_data, dataclasses.replace(SMALL, arch="fc"), None, progress=False)
-    assert sample_images(res.generator, res.likelihood, 7, seed=1, batch_size=3, progress=False).shape == (7, 32, 32)
+    generator, likelihood = res.modules["generator"], res.modules["likelihood"]
+    assert sample_images(generator, likelihood, 7, seed=1, batch_size=3, progress=False).shape == (7, 32, 32)
     with pytest.raises(ModelError, match=">= 1"):
-        sample_images(res.generator, res.likelihood, 0, seed=1)
+        sample_images(res.modules["generator"], res.modules["likelihood"], 0, seed=1)
 
 
 def test_independent_pixels_follow_the_weighted_marginals():

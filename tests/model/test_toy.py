@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_cases import one_hot_images
 
 from model.baseline import sample_independent_pixels
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
-from model.sampling import sample_images
-from model.training import train
-
-from .conftest import one_hot_images
+from model.decoupled import sample_images
+from model.families import train
 
 N_GEN = 4000
 #: P(exactly one of 16 independent pixels with occupancy 1/16 is on) = (15/16)^15
@@ -31,7 +30,8 @@ def _train_and_sample(toy, objective: str) -> float:
     cfg = TrainConfig(arch="fc", width=128, noise_dim=8, epochs=150, batch_size=256, K=256, lr=3e-3,
                       objective=objective, seed=1, device="cpu")
     res = train(toy, cfg, None, progress=False)
-    return _one_hot_fraction(sample_images(res.generator, res.likelihood, N_GEN, seed=3, progress=False))
+    return _one_hot_fraction(sample_images(res.modules["generator"], res.modules["likelihood"], N_GEN, seed=3,
+                                           progress=False))
 
 
 def test_independent_pixel_baseline_gives_the_independent_value(toy):
@@ -69,7 +69,8 @@ def test_bound_learns_pixel_correlations_of_sparse_images_paper_does_not():
         cfg = TrainConfig(arch="fc", width=128, epochs=10, batch_size=128, K=128, objective=objective, seed=2,
                           device="cpu")
         res = train(data, cfg, None, progress=False)
-        stds[objective] = nnz_std(sample_images(res.generator, res.likelihood, 5000, seed=3, progress=False))
+        stds[objective] = nnz_std(sample_images(res.modules["generator"], res.modules["likelihood"], 5000, seed=3,
+                                                progress=False))
     assert indep < 0.85 * real  # the correlation is there to be learnt
     assert stds["bound"] == pytest.approx(real, rel=0.12)
     assert stds["paper"] == pytest.approx(indep, rel=0.1)

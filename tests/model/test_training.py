@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 
 import pytest
 import torch
 
+from model.checkpoint import write_log_csv
 from model.config import TrainConfig
+from model.decoupled import LOG_COLUMNS
 from model.errors import ModelError
-from model.training import LOG_COLUMNS, load_model, save_model, train, write_log_csv
+from model.families import load_model, save_model, train
 
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=3, batch_size=128, K=16, lr=3e-3, seed=7, device="cpu")
 
@@ -34,12 +37,12 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(synthetic_data
     # ... and the full-length run picks it up and continues
     resumed = train(synthetic_data, cfg, tmp_path / "resumed", progress=False)
     assert resumed.resumed_from_epoch == 1
-    _assert_bitwise_equal(_params(full.generator), _params(resumed.generator))
+    _assert_bitwise_equal(_params(full.modules["generator"]), _params(resumed.modules["generator"]))
     assert [r["loss"] for r in resumed.log_rows] == [r["loss"] for r in full.log_rows]
     # finished: rerunning does no epoch and keeps the parameters
     again = train(synthetic_data, cfg, tmp_path / "resumed", progress=False)
     assert again.resumed_from_epoch == 3
-    _assert_bitwise_equal(_params(full.generator), _params(again.generator))
+    _assert_bitwise_equal(_params(full.modules["generator"]), _params(again.modules["generator"]))
 
 
 def test_same_seed_same_model_other_seed_other_model(synthetic_data):
@@ -47,8 +50,8 @@ def test_same_seed_same_model_other_seed_other_model(synthetic_data):
     a = train(synthetic_data, cfg, None, progress=False)
     b = train(synthetic_data, cfg, None, progress=False)
     c = train(synthetic_data, dataclasses.replace(cfg, seed=8), None, progress=False)
-    _assert_bitwise_equal(_params(a.generator), _params(b.generator))
-    assert not torch.equal(a.generator.net[0].weight, c.generator.net[0].weight)
+    _assert_bitwise_equal(_params(a.modules["generator"]), _params(b.modules["generator"]))
+    assert not torch.equal(a.modules["generator"].net[0].weight, c.modules["generator"].net[0].weight)
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(synthetic_data, tmp_path):
@@ -68,19 +71,20 @@ def test_training_improves_the_bound_and_writes_log_and_model(synthetic_data, tm
     assert losses[-1] < losses[0]
     for r in res.log_rows:  # bound >= paper (Jensen), and the loss is minus the bound
         assert r["bound_ll"] >= r["paper_ll"] and r["loss"] == pytest.approx(-r["bound_ll"])
-    write_log_csv(tmp_path / "train_log.csv", res.log_rows)
+    write_log_csv(tmp_path / "train_log.csv", res.log_rows, LOG_COLUMNS)
     with open(tmp_path / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert all(float(r["time_s"]) > 0 for r in rows)
     path = save_model(tmp_path / "model.pt", res, synthetic_data)
-    gen, lik, record = load_model(path)
+    model, record = load_model(path)
+    gen = model.generator
     assert record["config"] == res.config.to_dict()
     assert record["training_data"]["digest"] == synthetic_data.digest
     assert record["training_data"]["n_images"] == len(synthetic_data)
-    assert record["likelihood"]["sigma_gev"] == pytest.approx(synthetic_data.nonzero_std())
+    assert record["fixed"]["likelihood"]["sigma_gev"] == pytest.approx(synthetic_data.nonzero_std())
     assert record["epochs_completed"] == 4
-    _assert_bitwise_equal(_params(gen), {k: v for k, v in _params(res.generator).items()})
+    _assert_bitwise_equal(_params(gen), {k: v for k, v in _params(res.modules["generator"]).items()})
 
 
 def test_bad_settings_are_clear_errors(synthetic_data):
@@ -109,9 +113,11 @@ def test_cli_killed_mid_training_resumes_to_the_same_model(synthetic_file, tmp_p
     root = Path(__file__).resolve().parents[2]
 
     def cmd(out_dir):
+        settings = {"threads": 1, "device": "cpu",
+                    "models": {"m": {"arch": "fc", "epochs": 6, "width": 64, "K": 32, "batch_size": 32}}}
         return [sys.executable, "-m", "model", "train", "--in", synthetic_file, "--out", str(out_dir / "model.pt"),
-                "--epochs", "6", "--width", "64", "--K", "32", "--batch-size", "32", "--seed", "4",
-                "--sample", "background", "--model-name", "m", "--threads", "1", "--no-progress", "--device", "cpu"]
+                "--config-json", json.dumps(settings), "--seed", "4",
+                "--sample", "background", "--model-name", "m", "--no-progress"]
 
     subprocess.run(cmd(tmp_path / "full"), check=True, cwd=root, capture_output=True)
     killed_dir = tmp_path / "killed"
@@ -129,5 +135,5 @@ def test_cli_killed_mid_training_resumes_to_the_same_model(synthetic_file, tmp_p
     subprocess.run(cmd(killed_dir), check=True, cwd=root, capture_output=True)
     full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     resumed = torch.load(killed_dir / "model.pt", weights_only=True)
-    _assert_bitwise_equal(full["generator_state"], resumed["generator_state"])
+    _assert_bitwise_equal(full["modules"]["generator"], resumed["modules"]["generator"])
     assert [r["loss"] for r in full["log"]] == [r["loss"] for r in resumed["log"]]

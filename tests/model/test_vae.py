@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from model_cases import one_hot_images
 
 from imaging.h5schema import read_image_file
 from model import vae
@@ -16,11 +17,9 @@ from model.cli import main
 from model.config import TrainConfig
 from model.data import training_data_from_arrays
 from model.errors import ModelError
-from model.families import load_family_model, model_family, train_family
+from model.families import load_model, model_family, train
 from model.likelihoods import LIKELIHOODS
 from model.objectives import log_likelihood_matrix
-
-from .conftest import one_hot_images
 
 TINY = TrainConfig(family="vae", arch="fc", width=32, noise_dim=4, epochs=3, batch_size=128, lr=3e-3, seed=9,
                    device="cpu")
@@ -72,9 +71,9 @@ def _state(result):
 @pytest.mark.parametrize("arch", ["fc", "deconv"])
 def test_resume_gives_the_same_networks_as_an_uninterrupted_run(synthetic_data, tmp_path, arch):
     cfg = dataclasses.replace(TINY, arch=arch, width=16 if arch == "deconv" else 32)
-    full = train_family(synthetic_data, cfg, tmp_path / "full", progress=False)
-    train_family(synthetic_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
-    resumed = train_family(synthetic_data, cfg, tmp_path / "resumed", progress=False)
+    full = train(synthetic_data, cfg, tmp_path / "full", progress=False)
+    train(synthetic_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)
+    resumed = train(synthetic_data, cfg, tmp_path / "resumed", progress=False)
     assert resumed.resumed_from_epoch == 1
     a, b = _state(full), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -89,17 +88,18 @@ def test_cli_trains_and_samples_a_vae_into_the_images_contract(synthetic_file, t
     settings = {"family": "vae", "arch": "fc", "width": 32, "noise_dim": 4, "epochs": 2, "batch_size": 100,
                 "likelihood": "lognormal_fixed_sigma"}
     model = tmp_path / "sparse_vae" / "model.pt"
-    assert main(["train", "--in", synthetic_file, "--out", str(model), "--settings", json.dumps(settings),
-                 "--model-name", "sparse_vae", "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+    assert main(["train", "--in", synthetic_file, "--out", str(model),
+                 "--config-json", json.dumps({"device": "cpu", "models": {"sparse_vae": settings}}),
+                 "--model-name", "sparse_vae", "--sample", "background", "--no-progress"]) == 0
     assert model_family(model) == "vae"
-    rebuilt, record = load_family_model(model)
+    rebuilt, record = load_model(model)
     assert record["format"] == vae.MODEL_FORMAT and record["fixed"]["likelihood"]["name"] == "lognormal_fixed_sigma"
     with open(model.with_name("train_log.csv")) as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == vae.LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2]
     out = tmp_path / "sparse_vae.h5"
     assert main(["sample", "--model", str(model), "--out", str(out), "--model-name", "sparse_vae",
-                 "--sample", "background", "--no-progress", "--device", "cpu"]) == 0
+                 "--sample", "background", "--no-progress", "--config-json", json.dumps({"device": "cpu"})]) == 0
     gen, real = read_image_file(out), read_image_file(synthetic_file)
     assert gen.images.shape == real.images.shape  # default: as many as the training images
     assert (gen.images >= 0).all()  # log-normal non-zero values are positive
@@ -109,7 +109,7 @@ def test_cli_trains_and_samples_a_vae_into_the_images_contract(synthetic_file, t
     assert 0.3 < (gen.images != 0).mean() / (real.images != 0).mean() < 3.0  # sparse like the data
     # a decoupled model.pt is not a vae file
     with pytest.raises(ModelError, match="no such model file"):
-        load_family_model(tmp_path / "missing.pt")
+        load_model(tmp_path / "missing.pt")
 
 
 def _one_hot_fraction(model, n: int = 4000) -> float:
@@ -123,8 +123,8 @@ def test_vae_learns_that_each_toy_image_has_exactly_one_deposit():
     must do clearly better (posterior collapse would leave it at the independent-pixel value)."""
     data = training_data_from_arrays(one_hot_images(2000, npix=4, seed=1))
     cfg = dataclasses.replace(TINY, width=64, batch_size=64, epochs=20)
-    untrained = train_family(data, dataclasses.replace(cfg, epochs=1, lr=1e-12), None, progress=False)
-    result = train_family(data, cfg, None, progress=False)
+    untrained = train(data, dataclasses.replace(cfg, epochs=1, lr=1e-12), None, progress=False)
+    result = train(data, cfg, None, progress=False)
     start = _one_hot_fraction(vae.SparseVAE(*untrained.modules.values()))
     trained = _one_hot_fraction(vae.SparseVAE(*result.modules.values()))
     assert trained > 0.47 and trained > start + 0.1, (start, trained)

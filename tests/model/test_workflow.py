@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model.settings import model_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
 
@@ -21,7 +23,8 @@ def test_dry_run_plans_training_sampling_and_baseline(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["outdir"] = str(tmp_path / "results")
     config["samples"] = ["background"]
-    config["training"]["models"] = {"fc_a": {"arch": "fc", "epochs": 2}, "deconv_b": {"arch": "deconv", "objective": "paper"}}
+    config["training"]["models"] = {"fc_a": {"arch": "fc", "epochs": 2},
+                                    "deconv_b": {"arch": "deconv", "objective": "paper"}}
     config["training"]["run"] = None  # every configured model (config.yaml's `run` picks four)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     images = tmp_path / "results" / "background" / "images.h5"
@@ -44,7 +47,9 @@ def test_dry_run_plans_training_sampling_and_baseline(tmp_path):
                  "generated/background/independent_pixels.h5"):
         assert str(tmp_path / "results" / path) in text
     # per-model overrides reach the command line; checkpoints live in the model's folder
-    settings = {m: json.loads(s) for m, s in re.findall(r"--model-name (\w+) .*--settings '(\{.*?\})'", text)}
+    # what each train job's CLI makes of its --config-json (model.settings, as `python -m model train` does)
+    settings = {m: model_settings(json.loads(s), m)
+                for m, s in re.findall(r"-m model train .*?--model-name (\w+) .*?--config-json '(\{.*?\})'", text)}
     assert settings["fc_a"]["arch"] == "fc" and settings["fc_a"]["epochs"] == 2
     assert settings["fc_a"]["objective"] == "bound"
     assert settings["deconv_b"]["arch"] == "deconv" and settings["deconv_b"]["epochs"] == 30
@@ -81,7 +86,8 @@ def test_run_selects_models_and_rejects_unknown_names(tmp_path):
                                        "training": {"run": run}}))
         return subprocess.run(
             [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
-             "--allowed-rules", "train_model", "sample_model", "baseline", "train", "-n", "-p", "--cores", "1", "train"],
+             "--allowed-rules", "train_model", "sample_model", "baseline", "train", "-n", "-p", "--cores", "1",
+             "train"],
             capture_output=True, text=True, cwd=tmp_path,
         )
 

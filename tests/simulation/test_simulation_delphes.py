@@ -11,8 +11,14 @@ import awkward as ak
 import pytest
 import uproot
 
-from simulation.chunk import (ChunkSpec, DetectorSpec, count_hepmc2_events, delphes_from_file, generate_to_file,
-                              run_chunk_pipe)
+from simulation.chunk import (
+    ChunkSpec,
+    DetectorSpec,
+    count_hepmc2_events,
+    delphes_from_file,
+    generate_to_file,
+    run_chunk_pipe,
+)
 from simulation.delphes import REQUIRED_LEAVES, TREE_NAME
 from simulation.errors import SimulationError
 
@@ -139,7 +145,8 @@ def test_truncated_hepmc_is_caught(tmp_path, pileup_library):
     data = hepmc.read_bytes()
     hepmc.write_bytes(data[: data.rindex(b"\nE ") + 1])  # drop the last event, as a killed writer would
     root = tmp_path / "chunk4.root"
-    with pytest.raises(SimulationError, match="signal chunk 4: HepMC input .* holds 2 events but generation recorded 3"):
+    with pytest.raises(SimulationError,
+                       match="signal chunk 4: HepMC input .* holds 2 events but generation recorded 3"):
         delphes_from_file(hepmc, DetectorSpec(pileup_library), root, "signal chunk 4", spec.delphes_seed, 3)
     assert not root.exists()
 

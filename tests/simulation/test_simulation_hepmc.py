@@ -23,7 +23,8 @@ def signal_batch():
 def final_state(prt) -> list[np.ndarray]:
     """Per event: sorted (pid, px) rows of Pythia's final-state particles."""
     fin = prt[prt.status > 0]
-    return [np.array(sorted(zip(ids, pxs))) for ids, pxs in zip(ak.to_list(fin.id), ak.to_list(fin.p.px))]
+    return [np.array(sorted(zip(ids, pxs, strict=True)))
+            for ids, pxs in zip(ak.to_list(fin.id), ak.to_list(fin.p.px), strict=True)]
 
 
 def test_hepmc2_round_trip_keeps_every_final_particle(tmp_path, signal_batch):
@@ -35,7 +36,7 @@ def test_hepmc2_round_trip_keeps_every_final_particle(tmp_path, signal_batch):
     with pyhepmc.open(path) as f:
         events = list(f)
     assert len(events) == len(signal_batch) == sink.n_written  # events in == events out
-    for ev, exp in zip(events, expected):
+    for ev, exp in zip(events, expected, strict=True):
         got = np.array(sorted((p.pid, p.momentum.px) for p in ev.particles if p.status == 1))
         np.testing.assert_allclose(got, exp, rtol=1e-12, atol=1e-12)
         # every particle hangs from a vertex (an orphan would be dropped by readers)

@@ -45,4 +45,5 @@ def test_muon_pt_never_exceeds_transverse_mass_of_any_decayed_ancestor():
         tightest = max(tightest, float(ak.max(ratio)) if len(ratio) else 0.0)
         mother = ak.where(decayed, prt.mother1[safe], 0)
     assert checked >= 2 * N_EVENTS
-    assert tightest > 0.6, "bound never approached (0.74 seen with this seed): the test would not notice a wrong ancestor walk"
+    assert tightest > 0.6, \
+        "bound never approached (0.74 seen with this seed): the test would not notice a wrong ancestor walk"

@@ -6,21 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from common.seeds import PYTHIA_SEED_MAX, chunk_seed
 from simulation.delphes import DEFAULT_CARD, pileup_entries, render_card
 from simulation.errors import SimulationError
 from simulation.muon_filter import MuonWindow
 from simulation.plan import chunk_sizes
 from simulation.pythia_setup import make_pythia, process_cards, read_cmnd
-from simulation.seeds import PYTHIA_SEED_MAX, derive_seed
 
 
 def test_seeds_are_in_pythia_range_deterministic_and_distinct():
-    seeds = {(s, c, k): derive_seed(20191214, s, c, k)
+    seeds = {(s, c, k): chunk_seed(20191214, s, c, k)
              for s in ("signal", "background") for c in range(200) for k in ("pythia", "delphes")}
     assert all(1 <= v <= PYTHIA_SEED_MAX for v in seeds.values())
     assert len(set(seeds.values())) == len(seeds)  # no two streams share a seed
-    assert derive_seed(20191214, "signal", 3, "pythia") == seeds[("signal", 3, "pythia")]
-    assert derive_seed(1, "signal", 3, "pythia") != derive_seed(2, "signal", 3, "pythia")
+    assert chunk_seed(20191214, "signal", 3, "pythia") == seeds[("signal", 3, "pythia")]
+    assert chunk_seed(1, "signal", 3, "pythia") != chunk_seed(2, "signal", 3, "pythia")
 
 
 def test_chunk_sizes_cover_the_sample_exactly():

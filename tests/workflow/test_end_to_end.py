@@ -140,7 +140,8 @@ def test_every_final_output_has_its_schema(tiny_run: Path):
             assert (tiny_run / "figures" / f"{name}.{ext}").stat().st_size > 1000
     with open(tiny_run / "tables" / "isolation_emd.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {(r["sample"], r["model"]) for r in rows} == {(s, m) for s in SAMPLES for m in models | {"independent_pixels"}}
+    assert {(r["sample"], r["model"]) for r in rows} == {(s, m) for s in SAMPLES
+                                                         for m in models | {"independent_pixels"}}
     for row in rows:
         assert float(row["isolation_emd"]) >= 0 and float(row["paper_emd"]) > 0
     assert (tiny_run / "tables" / "metrics.csv").stat().st_size > 0

@@ -34,9 +34,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_end_to_end import PROJECT_DIR, SAMPLES, TINY_CONFIG, snakemake
 
 from imaging.h5schema import read_image_file
-from test_end_to_end import PROJECT_DIR, SAMPLES, TINY_CONFIG, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def _sacct(run_id: str) -> list[dict]:
               "AllocCPUS", "Submit", "Start", "End", "ElapsedRaw"]
     out = subprocess.run(["sacct", "-X", "-P", "-n", "--name", run_id, "-S", "now-2days", "-E", "now",
                           "-o", ",".join(fields)], capture_output=True, text=True, check=True).stdout
-    rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines() if line.strip()]
     for row in rows:
         m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", row["Comment"])
         assert m, f"SLURM job {row['JobID']} has comment {row['Comment']!r}, not rule_<rule>_wildcards_<...>"
@@ -192,7 +192,7 @@ def _print_overhead(runs: dict) -> None:
     bench = [float(next(csv.DictReader(p.open(), delimiter="\t"))["s"])
              for p in runs["results"].glob("benchmarks/**/*.tsv")]
     submits = sorted(datetime.fromisoformat(r["Submit"]) for r in runs["first"]["sacct"])
-    gaps = [(b - a).total_seconds() for a, b in zip(submits, submits[1:])]
+    gaps = [(b - a).total_seconds() for a, b in zip(submits, submits[1:], strict=False)]
     elapsed = [int(r["ElapsedRaw"]) for r in done]
     print(f"[slurm] run 1: {len(runs['first']['sacct'])} SLURM jobs in {runs['first']['seconds']:.0f} s, "
           f"run 2: {len(runs['second']['sacct'])} in {runs['second']['seconds']:.0f} s (--jobs {JOBS}); "
@@ -207,7 +207,8 @@ def test_every_job_ran_as_its_own_slurm_job(slurm_runs, local_run):
     expected = Counter((j["rule"], j["wildcards"]) for j in local_run["jobs"] if j["rule"] not in LOCAL_RULES)
     assert expected and all(n == 1 for n in expected.values()), expected
     ran_locally = {j["rule"] for run in (first, second) for j in run["jobs"] if j["local"]}
-    assert ran_locally <= LOCAL_RULES, f"jobs that Snakemake ran itself instead of submitting: {ran_locally - LOCAL_RULES}"
+    assert ran_locally <= LOCAL_RULES, \
+        f"jobs that Snakemake ran itself instead of submitting: {ran_locally - LOCAL_RULES}"
 
     completed = Counter((r["rule"], r["wildcards"]) for run in (first, second) for r in run["sacct"]
                         if r["State"] == "COMPLETED")

@@ -5,87 +5,14 @@
 # Plot settings are params of the plotting rules only: changing analysis.figure2/figure3/
 # features/plots reruns those rules, not the metrics (and vice versa).
 
-import errno
-import math
-
-import h5py
-from snakemake.exceptions import WorkflowError
-
-ANALYSIS = config["analysis"]
-
-if "GENERATED_MODELS" in globals():
-    ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk, incl. "independent_pixels"
-else:  # training stage not wired in yet: keep the other targets usable, analyse nothing
-    from snakemake.logging import logger
-
-    logger.warning("analysis.smk: training.smk defines no GENERATED_MODELS; the analysis targets are empty")
-    ANALYSIS_MODELS = []
-
-_MAX_IMAGES = f"--max-images {ANALYSIS['max_images']}" if ANALYSIS["max_images"] else ""
-_PLOT = ANALYSIS["plots"]
-_CLF = ANALYSIS["metrics"]["classifier"]
-
-
-def _images_mem_mb(wildcards, input) -> int:
-    """Memory (MB) of a job that holds every image of its input files at once: 1000 MB for Python
-    and its libraries plus 8 kB per image (measured for `analysis metrics`: ~0.5 GB peak for
-    2,200 + 20,000 images, ~1.4 GB for 100,000 + 100,000). The image counts come from the files'
-    HDF5 metadata when the job is scheduled; until the files exist the value is to be determined."""
-    n_images = 0
-    for path in input:
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, "not written yet", path)
-        with h5py.File(path, "r") as f:
-            n = f["images"].shape[0]
-        n_images += n if ANALYSIS["max_images"] is None else min(n, ANALYSIS["max_images"])
-    return 1000 + math.ceil(8 * n_images / 1000)
-
-
-def _real_images(sample):
-    return out(sample, "images.h5")
-
-
-def _generated_images(sample, model):
-    return out("generated", sample, f"{model}.h5")
-
-
-def _metrics_records():
-    return [out("analysis", s, f"{m}.metrics.json") for s in SAMPLES for m in ANALYSIS_MODELS]
+ANALYSIS_MODELS = list(GENERATED_MODELS)  # from training.smk (included before), incl. "independent_pixels"
 
 
 # SAMPLE=PATH and SAMPLE:MODEL=PATH arguments of the multi-sample figure commands.
 _REAL_ARGS = [f"{s}={_real_images(s)}" for s in SAMPLES]
 
 
-def _figure_models(figure):
-    """analysis.<figure>.models (in that order) that this run generates, or every generated model when null.
-
-    A name that is configured in training.models but left out by training.run is skipped (so
-    the default figure lists work with any `run`); a name configured nowhere is an error.
-    """
-    chosen = ANALYSIS[figure]["models"]
-    if chosen is None or not ANALYSIS_MODELS:
-        return ANALYSIS_MODELS
-    configured = set((config.get("training") or {}).get("models") or {}) | set(ANALYSIS_MODELS)
-    unknown = [m for m in chosen if m not in configured]
-    if unknown:
-        raise WorkflowError(
-            f"config analysis.{figure}.models: unknown model(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
-        )
-    drawn = [m for m in chosen if m in ANALYSIS_MODELS]
-    return drawn or ANALYSIS_MODELS
-
-
 # Figures 2 and 3 draw a chosen subset (plotting only): their inputs and arguments, nothing else, depend on it.
-def _figure_images(models):
-    return [_real_images(s) for s in SAMPLES] + [_generated_images(s, m) for s in SAMPLES for m in models]
-
-
-def _figure_args(models):
-    return [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in models]
-
-
 FIGURE2_MODELS = _figure_models("figure2")
 FIGURE3_MODELS = _figure_models("figure3")
 _FIGURE2_IMAGES, _FIGURE2_ARGS = _figure_images(FIGURE2_MODELS), _figure_args(FIGURE2_MODELS)
@@ -103,20 +30,6 @@ METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
 RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
 
 
-def analysis_targets():
-    """Figures and tables of the analysis stage (the `figures` target)."""
-    if not ANALYSIS_MODELS:
-        return []
-    per_sample = [
-        out("figures", f"{kind}_{s}.{ext}")
-        for kind in ("features", "correlations")
-        for s in SAMPLES
-        for ext in ("pdf", "png")
-    ]
-    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + per_sample + EMD_TABLE + METRICS_TABLE
-            + RESULTS_TABLE)
-
-
 localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table
 
 
@@ -129,15 +42,7 @@ rule analysis_metrics:
         out("analysis", "{sample}", "{model}.metrics.json"),
     params:
         seed=SEED,
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["metrics"]["separation_bins"],
-        low_isolation=ANALYSIS["metrics"]["low_isolation"],
-        hidden=" ".join(map(str, _CLF["hidden_layers"])),
-        epochs=_CLF["epochs"],
-        lr=_CLF["learning_rate"],
-        test_fraction=_CLF["test_fraction"],
-        clf_max=_CLF["max_images_per_class"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("metrics"),
     log:
         LOGS / "analysis" / "metrics_{sample}_{model}.log",
     benchmark:
@@ -149,13 +54,9 @@ rule analysis_metrics:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis metrics --real {input.real} --generated {input.generated}"
+        "python -m analysis metrics --real {input.real} --generated {input.generated}"
         " --sample {wildcards.sample} --model {wildcards.model} --seed {params.seed}"
-        " --cone {params.cone} --separation-bins {params.bins} --low-isolation {params.low_isolation}"
-        " --clf-hidden {params.hidden}"
-        " --clf-epochs {params.epochs} --clf-learning-rate {params.lr}"
-        " --clf-test-fraction {params.test_fraction} --clf-max-images {params.clf_max}"
-        " {params.max_images} --out {output} > {log} 2>&1"
+        " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule analysis_emd_table:
@@ -163,14 +64,14 @@ rule analysis_emd_table:
     input:
         _metrics_records(),
     output:
-        report(EMD_TABLE[0], caption="../report/isolation_emd.rst", category="Tables"),
-        EMD_TABLE[1],
+        csv=report(EMD_TABLE[0], caption="../report/isolation_emd.rst", category="Tables"),
+        md=EMD_TABLE[1],
     log:
         LOGS / "analysis" / "emd_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis emd-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis emd-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_metrics_table:
@@ -178,14 +79,14 @@ rule analysis_metrics_table:
     input:
         _metrics_records(),
     output:
-        report(METRICS_TABLE[0], caption="../report/metrics.rst", category="Tables"),
-        METRICS_TABLE[1],
+        csv=report(METRICS_TABLE[0], caption="../report/metrics.rst", category="Tables"),
+        md=METRICS_TABLE[1],
     log:
         LOGS / "analysis" / "metrics_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis metrics-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis metrics-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_results_table:
@@ -193,14 +94,14 @@ rule analysis_results_table:
     input:
         _metrics_records(),
     output:
-        report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
-        RESULTS_TABLE[1],
+        csv=report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
+        md=RESULTS_TABLE[1],
     log:
         LOGS / "analysis" / "results_table.log",
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis results-table --metrics {input} --out-csv {output[0]} --out-md {output[1]} > {log} 2>&1"
+        "python -m analysis results-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_figure2:
@@ -213,13 +114,7 @@ rule analysis_figure2:
     params:
         real=_REAL_ARGS,
         generated=_FIGURE2_ARGS,
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["figure2"]["bins"],
-        iso_max=f"--iso-max {ANALYSIS['figure2']['iso_max']}" if ANALYSIS["figure2"]["iso_max"] else "",
-        log_y="--log-y" if ANALYSIS["figure2"]["log_y"] else "",
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure2"),
     log:
         LOGS / "analysis" / "figure2.log",
     benchmark:
@@ -231,9 +126,8 @@ rule analysis_figure2:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis figure2 --real {params.real} --generated {params.generated}"
-        " --cone {params.cone} --bins {params.bins} {params.iso_max} {params.log_y}"
-        " --style {params.style} --dpi {params.dpi} {params.max_images} --out {output} > {log} 2>&1"
+        "python -m analysis figure2 --real {params.real} --generated {params.generated}"
+        " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule analysis_figure3:
@@ -241,17 +135,14 @@ rule analysis_figure3:
     input:
         _FIGURE3_IMAGES,
     output:
-        FIGURE3_LINEAR[0],
-        report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
-        FIGURE3_LOG[0],
-        report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+        linear_pdf=FIGURE3_LINEAR[0],
+        linear_png=report(FIGURE3_LINEAR[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
+        log_pdf=FIGURE3_LOG[0],
+        log_png=report(FIGURE3_LOG[1], caption="../report/figure3.rst", category="Figures", subcategory="Paper"),
     params:
         real=_REAL_ARGS,
         generated=_FIGURE3_ARGS,
-        cmap=ANALYSIS["figure3"]["cmap"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure3"),
     log:
         LOGS / "analysis" / "figure3.log",
     benchmark:
@@ -263,26 +154,23 @@ rule analysis_figure3:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis figure3 --real {params.real} --generated {params.generated}"
-        " --cmap {params.cmap} --style {params.style} --dpi {params.dpi} {params.max_images}"
-        " --out-linear {output[0]} {output[1]} --out-log {output[2]} {output[3]} > {log} 2>&1"
+        "python -m analysis figure3 --real {params.real} --generated {params.generated}"
+        " --config-json {params.settings:q}"
+        " --out-linear {output.linear_pdf} {output.linear_png} --out-log {output.log_pdf} {output.log_png} > {log} 2>&1"
 
 
 use rule analysis_figure3 as analysis_average_images_all_models with:
     input:
         _ALL_IMAGES,
     output:
-        FIGURE3_ALL[0],
-        report(FIGURE3_ALL[1], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
-        FIGURE3_ALL[2],
-        report(FIGURE3_ALL[3], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+        linear_pdf=FIGURE3_ALL[0],
+        linear_png=report(FIGURE3_ALL[1], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
+        log_pdf=FIGURE3_ALL[2],
+        log_png=report(FIGURE3_ALL[3], caption="../report/figure3.rst", category="Figures", subcategory="Comparison"),
     params:
         real=_REAL_ARGS,
         generated=_ALL_ARGS,
-        cmap=ANALYSIS["figure3"]["cmap"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("figure3"),
     log:
         LOGS / "analysis" / "average_images_all_models.log",
     benchmark:
@@ -295,19 +183,15 @@ rule analysis_features:
         real=_real_images("{sample}"),
         generated=lambda wc: [_generated_images(wc.sample, m) for m in ANALYSIS_MODELS],
     output:
-        out("figures", "features_{sample}.pdf"),
-        report(out("figures", "features_{sample}.png"), caption="../report/features.rst",
-               category="Figures", subcategory="Features"),
-        out("figures", "correlations_{sample}.pdf"),
-        report(out("figures", "correlations_{sample}.png"), caption="../report/correlations.rst",
-               category="Figures", subcategory="Correlations"),
+        features_pdf=out("figures", "features_{sample}.pdf"),
+        features_png=report(out("figures", "features_{sample}.png"), caption="../report/features.rst",
+                            category="Figures", subcategory="Features"),
+        correlations_pdf=out("figures", "correlations_{sample}.pdf"),
+        correlations_png=report(out("figures", "correlations_{sample}.png"), caption="../report/correlations.rst",
+                                category="Figures", subcategory="Correlations"),
     params:
         generated=lambda wc: [f"{m}={_generated_images(wc.sample, m)}" for m in ANALYSIS_MODELS],
-        cone=ANALYSIS["isolation_cone"],
-        bins=ANALYSIS["features"]["bins"],
-        style=_PLOT["style"],
-        dpi=_PLOT["dpi"],
-        max_images=_MAX_IMAGES,
+        settings=analysis_settings("features"),
     log:
         LOGS / "analysis" / "features_{sample}.log",
     benchmark:
@@ -319,7 +203,7 @@ rule analysis_features:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m analysis features --sample {wildcards.sample} --real {input.real}"
-        " --generated {params.generated} --cone {params.cone} --bins {params.bins}"
-        " --style {params.style} --dpi {params.dpi} {params.max_images}"
-        " --out-features {output[0]} {output[1]} --out-correlations {output[2]} {output[3]} > {log} 2>&1"
+        "python -m analysis features --sample {wildcards.sample} --real {input.real}"
+        " --generated {params.generated} --config-json {params.settings:q}"
+        " --out-features {output.features_pdf} {output.features_png}"
+        " --out-correlations {output.correlations_pdf} {output.correlations_png} > {log} 2>&1"

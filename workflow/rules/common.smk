@@ -1,11 +1,22 @@
-# Shared by every rule file: config validation, paths, seeds, wildcard constraints.
+# What every stage's .smk uses: config validation, paths, seeds, wildcard constraints, and the
+# functions of each stage (targets, input functions, the --config-json of each command), so that
+# the stage files hold rules only (the layout of the snakemake-workflows template; `snakemake
+# --lint` checks it). Each stage's functions read the constants its own .smk defines.
+import errno
+import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
+import h5py
+from analysis.settings import READS as ANALYSIS_READS
+from common.settings import SettingsError, check_section, section_json
+from model.settings import READS as TRAINING_READS
+from simulation.plan import chunk_sizes
+from simulation.settings import reads as simulation_reads
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 PROJECT_DIR = Path(workflow.basedir)
 SCHEMA_DIR = PROJECT_DIR / "workflow" / "schemas"
@@ -13,24 +24,12 @@ CONFIG_SECTIONS = ("simulation", "imaging", "training", "analysis", "fidelity")
 
 
 def _validate_section(data, schema_file, prefix):
-    """Validate one config section (defaults filled in); name every key that is wrong."""
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(schema_file.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        key = ".".join([*prefix, *map(str, err.absolute_path)]) or "<top level>"
-        problems.append(f"  - key '{key}': {err.message}")
-    if problems:
-        where = f"section '{prefix[0]}:'" if prefix else "the top level"
-        raise WorkflowError(
-            f"config error in {where} (checked against {schema_file.relative_to(PROJECT_DIR)}):\n"
-            + "\n".join(problems)
-            + "\nFix these keys in your config file; config.yaml and the schema document every key."
-        )
-    validate(data, str(schema_file), set_default=True)
+    """Fill in a config section's defaults and check it (common.settings, the validator the stage CLIs use too);
+    name every key that is wrong."""
+    try:
+        check_section(data, schema_file, prefix)
+    except SettingsError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 _validate_section(config, SCHEMA_DIR / "config.schema.yaml", ())
@@ -75,9 +74,19 @@ if USES_CONTAINERS and not USES_CONDA:
     )
 CONDA_ENV = str(PROJECT_DIR / "envs" / "pipeline.yaml")
 # The package CLIs (python -m simulation|imaging|model|analysis) import from the project
-# folder, whatever the working directory (--directory) is.
+# folder, whatever the working directory (--directory) is. Shell commands call them as
+# `python -m ...`: without conda/containers `python` is a shell function for the Python that
+# runs Snakemake (so which interpreter runs a job is not a job parameter: a new venv path reruns
+# nothing); with them, the environment's own python. The container backend's host-side rendering
+# jobs call `host_python`, always the Python that runs Snakemake.
 # (Snakemake formats the prefix: doubled braces are literal braces.)
-shell.prefix('export PYTHONPATH="' + str(PROJECT_DIR) + '${{PYTHONPATH:+:$PYTHONPATH}}"; ')
+_SHELL_PREFIX = (
+    f'export PYTHONPATH="{PROJECT_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
+    f'host_python() {{{{ {shlex.quote(sys.executable)} "$@"; }}}}; '
+)
+if PYTHON != "python":
+    _SHELL_PREFIX += f'python() {{{{ {shlex.quote(PYTHON)} "$@"; }}}}; '
+shell.prefix(_SHELL_PREFIX)
 LOGS = OUTDIR / "logs"
 BENCH = OUTDIR / "benchmarks"
 
@@ -102,3 +111,232 @@ wildcard_constraints:
     sample="signal|background",
     chunk=r"\d+",
     model=r"[A-Za-z0-9_]+",
+
+
+# Config sections of the stages (defaults filled in above).
+SIM = config["simulation"]
+IMAGING = config["imaging"]
+TRAINING = config["training"]
+ANALYSIS = config["analysis"]
+FID = config["fidelity"]
+
+
+# ---------------------------------------------------------------- simulation (simulation.smk, simulation_container.smk)
+
+
+def simulation_settings(command, sample=None, section=None):
+    """--config-json of `python -m simulation <command>` for `sample`: the keys of `simulation:` (or of
+    `section`, a variant of it) that the command reads (simulation/settings.py)."""
+    return section_json(section or SIM, simulation_reads(command, sample))
+
+
+def delphes_chunks(sample):
+    """Every Delphes chunk file of one sample (what imaging reads)."""
+    n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
+    return [sim_out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
+
+
+def simulation_targets():
+    """All Delphes chunk files of the configured samples."""
+    return [path for sample in SAMPLES for path in delphes_chunks(sample)]
+
+
+def _kept_in_chunk(wildcards):
+    sizes = chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"])
+    i = int(wildcards.chunk)
+    if i >= len(sizes):
+        raise WorkflowError(f"chunk {i} of {wildcards.sample} does not exist: simulation.events_per_sample="
+                            f"{SIM['events_per_sample']} makes {len(sizes)} chunks of {SIM['events_per_chunk']}")
+    return sizes[i]
+
+
+def container_lhe_events(wildcards):
+    """LHE events per chunk: native kept events per chunk x expected LHE events per kept event."""
+    return math.ceil(_kept_in_chunk(wildcards) * _CT["lhe_events_per_kept"][wildcards.sample])
+
+
+def _work(*parts):
+    return sim_out("{sample}", "container", "chunk{chunk}", *parts)
+
+
+# ---------------------------------------------------------------- imaging (imaging.smk)
+
+
+def _delphes_chunks(wildcards):
+    """Delphes chunk files of a sample (simulation.smk, included before)."""
+    return delphes_chunks(wildcards.sample)
+
+
+def _reweight_reference(wildcards):
+    """Signal is reweighted to the background muon pT: background/images.h5, when configured."""
+    if wildcards.sample == "signal" and "background" in SAMPLES:
+        return out("background", "images.h5")
+    return []
+
+
+def imaging_targets():
+    """images.h5 of every configured sample."""
+    return [out(sample, "images.h5") for sample in SAMPLES]
+
+
+# ---------------------------------------------------------------- training (training.smk)
+
+
+def training_settings(command, model=None):
+    """--config-json of `python -m model <command>`: the keys of `training:` it reads (model/settings.py),
+    with `models` reduced to `model` (so changing another model does not rerun this one)."""
+    override = {} if model is None else {"models": {model: TRAINING["models"][model]}}
+    return section_json(TRAINING, TRAINING_READS[command], **override)
+
+
+def training_targets():
+    """Trained models (+ logs) and generated images for every sample and model."""
+    targets = []
+    for sample in SAMPLES:
+        for model in TRAINED_MODELS:
+            targets += [out("models", sample, model, "model.pt"), out("models", sample, model, "train_log.csv")]
+        targets += [out("generated", sample, f"{model}.h5") for model in GENERATED_MODELS]
+    return targets
+
+
+# ---------------------------------------------------------------- analysis (analysis.smk)
+
+
+def analysis_settings(command):
+    """--config-json of `python -m analysis <command>`: the keys of `analysis:` it reads (analysis/settings.py)."""
+    return section_json(ANALYSIS, ANALYSIS_READS[command])
+
+
+def _images_mem_mb(wildcards, input) -> int:
+    """Memory (MB) of a job that holds every image of its input files at once: 1000 MB for Python
+    and its libraries plus 8 kB per image (measured for `analysis metrics`: ~0.5 GB peak for
+    2,200 + 20,000 images, ~1.4 GB for 100,000 + 100,000). The image counts come from the files'
+    HDF5 metadata when the job is scheduled; until the files exist the value is to be determined."""
+    n_images = 0
+    for path in input:
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "not written yet", path)
+        with h5py.File(path, "r") as f:
+            n = f["images"].shape[0]
+        n_images += n if ANALYSIS["max_images"] is None else min(n, ANALYSIS["max_images"])
+    return 1000 + math.ceil(8 * n_images / 1000)
+
+
+def _real_images(sample):
+    return out(sample, "images.h5")
+
+
+def _generated_images(sample, model):
+    return out("generated", sample, f"{model}.h5")
+
+
+def _metrics_records():
+    return [out("analysis", s, f"{m}.metrics.json") for s in SAMPLES for m in ANALYSIS_MODELS]
+
+
+def _figure_models(figure):
+    """analysis.<figure>.models (in that order) that this run generates, or every generated model when null.
+
+    A name that is configured in training.models but left out by training.run is skipped (so
+    the default figure lists work with any `run`); a name configured nowhere is an error.
+    """
+    chosen = ANALYSIS[figure]["models"]
+    if chosen is None or not ANALYSIS_MODELS:
+        return ANALYSIS_MODELS
+    configured = set((config.get("training") or {}).get("models") or {}) | set(ANALYSIS_MODELS)
+    unknown = [m for m in chosen if m not in configured]
+    if unknown:
+        raise WorkflowError(
+            f"config analysis.{figure}.models: unknown model(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(ANALYSIS_MODELS)} (or null for all)"
+        )
+    drawn = [m for m in chosen if m in ANALYSIS_MODELS]
+    return drawn or ANALYSIS_MODELS
+
+
+def _figure_images(models):
+    return [_real_images(s) for s in SAMPLES] + [_generated_images(s, m) for s in SAMPLES for m in models]
+
+
+def _figure_args(models):
+    return [f"{s}:{m}={_generated_images(s, m)}" for s in SAMPLES for m in models]
+
+
+def analysis_targets():
+    """Figures and tables of the analysis stage (the `figures` target)."""
+    if not ANALYSIS_MODELS:
+        return []
+    per_sample = [
+        out("figures", f"{kind}_{s}.{ext}")
+        for kind in ("features", "correlations")
+        for s in SAMPLES
+        for ext in ("pdf", "png")
+    ]
+    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + per_sample + EMD_TABLE + METRICS_TABLE
+            + RESULTS_TABLE)
+
+
+# ---------------------------------------------------------------- fidelity (fidelity.smk)
+
+
+#: a fidelity variant's name is card/shape[/pthatN]; in file names and wildcards the parts are
+#: joined by VARIANT_KEY_SEP instead
+VARIANT_SEP = "/"
+VARIANT_KEY_SEP = "__"
+
+
+def variant_key(name):
+    """A fidelity variant's name as used in file names and the {variant} wildcard."""
+    return name.replace(VARIANT_SEP, VARIANT_KEY_SEP)
+
+
+def _events_name(pthat):
+    """Event-set name of the background at a pT-hat threshold (the first threshold is plain `background`)."""
+    return "background" if pthat == _DEFAULT_PTHAT else f"background_pthat{pthat:g}"
+
+
+def _pthat_of(events):
+    return float(events.split("_pthat")[1]) if "_pthat" in events else _DEFAULT_PTHAT
+
+
+def fidelity_variants():
+    """(name, card, tower_shape, background event set, pT-hat) of every variant of the study."""
+    variants = []
+    for pthat in FID["pthat_min_gev"]:
+        cards = FID_CARDS if pthat == _DEFAULT_PTHAT else FID["pthat_cards"]
+        for card in cards:
+            for shape in FID["tower_shapes"]:
+                parts = [card, shape] + ([] if pthat == _DEFAULT_PTHAT else [f"pthat{pthat:g}"])
+                variants.append((VARIANT_SEP.join(parts), card, shape, _events_name(pthat), pthat))
+    return variants
+
+
+def _fid_chunks():
+    return range(len(chunk_sizes(FID["events_per_sample"], FID["events_per_chunk"])))
+
+
+def _fid_delphes(card, events):
+    return [out(*FID_DIR, "delphes", card, events, f"chunk{i}.root") for i in _fid_chunks()]
+
+
+def _fid_images(card, shape, events):
+    return out(*FID_DIR, "images", card, shape, f"{events}.h5")
+
+
+def _fid_record(name):
+    return out(*FID_DIR, "records", f"{variant_key(name)}.json")
+
+
+def _fid_reference(w):
+    """Signal is reweighted to the background muon pT of the same card and rendering."""
+    return _fid_images(w.card, w.shape, "background") if w.events == "signal" else []
+
+
+def _fid_variant_inputs(w):
+    name, card, shape, events, pthat = _FID_VARIANTS[w.variant]
+    return {
+        "signal": _fid_images(card, shape, "signal"),
+        "background": _fid_images(card, shape, events),
+        "delphes_signal": _fid_delphes(card, "signal"),
+        "delphes_background": _fid_delphes(card, events),
+    }

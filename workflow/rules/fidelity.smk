@@ -11,7 +11,6 @@
 # what the main pipeline makes with that card, rendering and threshold.
 import json
 
-FID = config["fidelity"]
 FID_DIR = ("fidelity",)
 FID_CARDS = {name: card for name, card in FID["cards"].items() if card}  # null leaves a card out
 if not FID_CARDS:
@@ -19,48 +18,11 @@ if not FID_CARDS:
 _DEFAULT_PTHAT = FID["pthat_min_gev"][0]
 
 
-def _events_name(pthat):
-    """Event-set name of the background at a pT-hat threshold (the first threshold is plain `background`)."""
-    return "background" if pthat == _DEFAULT_PTHAT else f"background_pthat{pthat:g}"
-
-
-def _pthat_of(events):
-    return float(events.split("_pthat")[1]) if "_pthat" in events else _DEFAULT_PTHAT
-
-
-def fidelity_variants():
-    """(name, card, tower_shape, background event set, pT-hat) of every variant of the study."""
-    variants = []
-    for pthat in FID["pthat_min_gev"]:
-        cards = FID_CARDS if pthat == _DEFAULT_PTHAT else FID["pthat_cards"]
-        for card in cards:
-            for shape in FID["tower_shapes"]:
-                suffix = "" if pthat == _DEFAULT_PTHAT else f"/pthat{pthat:g}"
-                variants.append((f"{card}/{shape}{suffix}", card, shape, _events_name(pthat), pthat))
-    return variants
-
-
-def _fid_chunks():
-    return range(len(chunk_sizes(FID["events_per_sample"], FID["events_per_chunk"])))
-
-
-def _fid_delphes(card, events):
-    return [out(*FID_DIR, "delphes", card, events, f"chunk{i}.root") for i in _fid_chunks()]
-
-
-def _fid_images(card, shape, events):
-    return out(*FID_DIR, "images", card, shape, f"{events}.h5")
-
-
-def _fid_record(name):
-    return out(*FID_DIR, "records", name.replace("/", "__") + ".json")
-
-
 _bad_pthat = [c for c in FID["pthat_cards"] if c not in FID_CARDS]
 if _bad_pthat:
     raise WorkflowError(f"config fidelity.pthat_cards: {_bad_pthat} are not in fidelity.cards ({sorted(FID_CARDS)})")
 
-_FID_VARIANTS = {v[0].replace("/", "__"): v for v in fidelity_variants()}
+_FID_VARIANTS = {variant_key(v[0]): v for v in fidelity_variants()}
 
 
 wildcard_constraints:
@@ -89,17 +51,12 @@ rule fidelity_generate:
         sample=lambda w: w.events.split("_")[0],
         n_kept=lambda w: chunk_sizes(FID["events_per_sample"], FID["events_per_chunk"])[int(w.chunk)],
         seed=SEED,
-        pt_min=_FILTER["pt_min_gev"],
-        pt_max=_FILTER["pt_max_gev"],
-        eta_max=_FILTER["abs_eta_max"],
-        batch_size=SIM["batch_size"],
-        force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
-        pthat=lambda w: pthat_flag(w.events.split("_")[0], _pthat_of(w.events)),
+        # the main run's settings, at the event set's pT-hat threshold (background only)
+        settings=lambda w: simulation_settings("generate", w.events.split("_")[0],
+                                               {**SIM, "pthat_min_gev": _pthat_of(w.events)}),
     shell:
-        "{PYTHON} -m simulation generate --sample {params.sample} --chunk {wildcards.chunk}"
-        " --n-kept {params.n_kept} --seed {params.seed} --muon-pt-min {params.pt_min}"
-        " --muon-pt-max {params.pt_max} --muon-abs-eta-max {params.eta_max}"
-        " --batch-size {params.batch_size} {params.force} {params.pthat}"
+        "python -m simulation generate --sample {params.sample} --chunk {wildcards.chunk}"
+        " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
         " --out {output.hepmc} --stats {output.stats} > {log} 2>&1"
 
 
@@ -125,17 +82,12 @@ rule fidelity_delphes:
     params:
         sample=lambda w: w.events.split("_")[0],
         seed=SEED,
-        mu=SIM["mean_pileup"],
+        settings=simulation_settings("delphes"),
     shell:
-        "{PYTHON} -m simulation delphes --in {input.hepmc} --stats {input.stats}"
+        "python -m simulation delphes --in {input.hepmc} --stats {input.stats}"
         " --sample {params.sample} --chunk {wildcards.chunk} --seed {params.seed}"
-        " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+        " --pileup {input.pileup} --card {input.card} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
-
-
-def _fid_reference(w):
-    """Signal is reweighted to the background muon pT of the same card and rendering."""
-    return _fid_images(w.card, w.shape, "background") if w.events == "signal" else []
 
 
 rule fidelity_images:
@@ -155,21 +107,12 @@ rule fidelity_images:
         CONDA_ENV
     params:
         sample=lambda w: w.events.split("_")[0],
-        flags=lambda w: imaging_flags({**IMAGING, "tower_shape": w.shape}),
+        settings=lambda w: section_json(IMAGING, tower_shape=w.shape),
         seed=SEED,
     shell:
-        "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {params.sample}"
-        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress {params.flags} > {log} 2>&1"
-
-
-def _fid_variant_inputs(w):
-    name, card, shape, events, pthat = _FID_VARIANTS[w.variant]
-    return {
-        "signal": _fid_images(card, shape, "signal"),
-        "background": _fid_images(card, shape, events),
-        "delphes_signal": _fid_delphes(card, "signal"),
-        "delphes_background": _fid_delphes(card, events),
-    }
+        "python -m imaging build --in {input.chunks} --out {output} --sample {params.sample}"
+        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress --config-json {params.settings:q}"
+        " > {log} 2>&1"
 
 
 rule fidelity_variant:
@@ -190,14 +133,14 @@ rule fidelity_variant:
         name=lambda w: _FID_VARIANTS[w.variant][0],
         describe=lambda w: json.dumps(dict(zip(("card", "tower_shape", "pthat_min_gev"),
                                                (_FID_VARIANTS[w.variant][i] for i in (1, 2, 4))))),
-        settings=json.dumps(config["analysis"]),
+        settings=analysis_settings("fidelity-variant"),
         seed=SEED,
         n_baseline=FID["n_baseline"],
     shell:
-        "{PYTHON} -m analysis fidelity-variant --name {params.name} --signal {input.signal}"
+        "python -m analysis fidelity-variant --name {params.name} --signal {input.signal}"
         " --background {input.background} --delphes-signal {input.delphes_signal}"
         " --delphes-background {input.delphes_background} --describe '{params.describe}'"
-        " --settings '{params.settings}' --seed {params.seed} --n-baseline {params.n_baseline}"
+        " --config-json {params.settings:q} --seed {params.seed} --n-baseline {params.n_baseline}"
         " --out {output} > {log} 2>&1"
 
 
@@ -214,12 +157,10 @@ rule fidelity_table:
     conda:
         CONDA_ENV
     params:
-        radius=IMAGING["radius"],
-        style=config["analysis"]["plots"]["style"],
+        settings=analysis_settings("fidelity-table"),
     shell:
-        "{PYTHON} -m analysis fidelity-table --records {input} --radius {params.radius}"
-        " --out-csv {output.csv} --out-md {output.md} --out-figure {output.figure}"
-        " --style {params.style} > {log} 2>&1"
+        "python -m analysis fidelity-table --records {input} --config-json {params.settings:q}"
+        " --out-csv {output.csv} --out-md {output.md} --out-figure {output.figure} > {log} 2>&1"
 
 
 localrules: fidelity, fidelity_table

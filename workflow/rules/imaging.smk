@@ -6,31 +6,6 @@
 # rule takes background/images.h5 (weights 1) as a reference input and the background is
 # imaged first. Without a configured background sample the signal keeps its event weights
 # and the CLI logs a warning.
-import shlex
-
-IMAGING = config["imaging"]
-
-
-def imaging_flags(section):
-    """`--key value` flags of `python -m imaging build` for every key of an imaging: section
-    (the schema's keys are the CLI's flags, so a new key needs no edit here)."""
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in section.items())
-
-
-def _delphes_chunks(wildcards):
-    """Delphes chunk files of a sample: simulation.smk's delphes_chunks(sample) when defined,
-    else the chunk files already on disk (none: the CLI stops with a clear error)."""
-    if "delphes_chunks" in globals():
-        return delphes_chunks(wildcards.sample)
-    found = glob_wildcards(sim_out(wildcards.sample, "delphes", "chunk{i}.root")).i
-    return [sim_out(wildcards.sample, "delphes", f"chunk{i}.root") for i in sorted(found, key=int)]
-
-
-def _reweight_reference(wildcards):
-    """Signal is reweighted to the background muon pT: background/images.h5, when configured."""
-    if wildcards.sample == "signal" and "background" in SAMPLES:
-        return out("background", "images.h5")
-    return []
 
 
 rule build_images:
@@ -50,14 +25,10 @@ rule build_images:
     conda:
         CONDA_ENV
     params:
-        flags=imaging_flags(IMAGING),
+        settings=section_json(IMAGING),
         seed=SEED,
     shell:
-        "{PYTHON} -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
-        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress {params.flags}"
+        "python -m imaging build --in {input.chunks} --out {output} --sample {wildcards.sample}"
+        " --reweight-to '{input.reference}' --seed {params.seed} --no-progress --config-json {params.settings:q}"
         " > {log} 2>&1"
 
-
-def imaging_targets():
-    """images.h5 of every configured sample."""
-    return [out(sample, "images.h5") for sample in SAMPLES]

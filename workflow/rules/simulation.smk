@@ -7,54 +7,7 @@
 # Each sample's kept events are split into chunks (simulation.events_per_chunk), each with
 # its own seeds derived from (seed, sample, chunk), so `--cores N` runs them in parallel.
 # backend: native -> the rules below; container -> simulation_container.smk (same outputs).
-from simulation.plan import chunk_sizes
-
-SIM = config["simulation"]
 SIM_CARD = str(PROJECT_DIR / SIM["delphes_card"])
-_FILTER = SIM["muon_filter"]
-
-
-def delphes_chunks(sample):
-    """Every Delphes chunk file of one sample (what imaging reads)."""
-    n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
-    return [sim_out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
-
-
-def simulation_targets():
-    """All Delphes chunk files of the configured samples."""
-    return [path for sample in SAMPLES for path in delphes_chunks(sample)]
-
-
-def _kept_in_chunk(wildcards):
-    sizes = chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"])
-    i = int(wildcards.chunk)
-    if i >= len(sizes):
-        raise WorkflowError(f"chunk {i} of {wildcards.sample} does not exist: simulation.events_per_sample="
-                            f"{SIM['events_per_sample']} makes {len(sizes)} chunks of {SIM['events_per_chunk']}")
-    return sizes[i]
-
-
-# Flags shared by `python -m simulation chunk` and `... generate` (one chunk's generation).
-_GEN_FLAGS = (
-    "--sample {wildcards.sample} --chunk {wildcards.chunk} --n-kept {params.n_kept} --seed {params.seed}"
-    " --muon-pt-min {params.pt_min} --muon-pt-max {params.pt_max} --muon-abs-eta-max {params.eta_max}"
-    " --batch-size {params.batch_size} {params.force} {params.pthat}"
-)
-_GEN_PARAMS = dict(
-    n_kept=_kept_in_chunk,
-    seed=SEED,
-    pt_min=_FILTER["pt_min_gev"],
-    pt_max=_FILTER["pt_max_gev"],
-    eta_max=_FILTER["abs_eta_max"],
-    batch_size=SIM["batch_size"],
-    force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
-    pthat=lambda wildcards: pthat_flag(wildcards.sample, SIM["pthat_min_gev"]),
-)
-
-
-def pthat_flag(sample, pthat_min_gev):
-    """`--pthat-min X` for the background when a threshold is configured (else the card's value)."""
-    return f"--pthat-min {pthat_min_gev}" if sample == "background" and pthat_min_gev is not None else ""
 
 
 if SIM["backend"] == "container":
@@ -84,12 +37,11 @@ else:
         conda:
             CONDA_ENV
         params:
-            n=SIM["pileup_events"],
             seed=SEED,
-            batch_size=max(SIM["batch_size"], 500),
+            settings=simulation_settings("pileup"),
         shell:
-            "{PYTHON} -m simulation pileup --n-events {params.n} --seed {params.seed}"
-            " --batch-size {params.batch_size} --out {output.library} --stats {output.stats} > {log} 2>&1"
+            "python -m simulation pileup --seed {params.seed} --config-json {params.settings:q}"
+            " --out {output.library} --stats {output.stats} > {log} 2>&1"
 
     if SIM["transport"] == "pipe":
 
@@ -111,11 +63,13 @@ else:
             conda:
                 CONDA_ENV
             params:
-                **_GEN_PARAMS,
-                mu=SIM["mean_pileup"],
+                n_kept=_kept_in_chunk,
+                seed=SEED,
+                settings=lambda w: simulation_settings("chunk", w.sample),
             shell:
-                "{PYTHON} -m simulation chunk " + _GEN_FLAGS +
-                " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+                "python -m simulation chunk --sample {wildcards.sample} --chunk {wildcards.chunk}"
+                " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
+                " --pileup {input.pileup} --card {input.card}"
                 " --out {output.root} --stats {output.stats} > {log} 2>&1"
 
     else:
@@ -135,9 +89,12 @@ else:
             conda:
                 CONDA_ENV
             params:
-                **_GEN_PARAMS,
+                n_kept=_kept_in_chunk,
+                seed=SEED,
+                settings=lambda w: simulation_settings("generate", w.sample),
             shell:
-                "{PYTHON} -m simulation generate " + _GEN_FLAGS +
+                "python -m simulation generate --sample {wildcards.sample} --chunk {wildcards.chunk}"
+                " --n-kept {params.n_kept} --seed {params.seed} --config-json {params.settings:q}"
                 " --out {output.hepmc} --stats {output.stats} > {log} 2>&1"
 
         rule delphes_chunk:
@@ -160,11 +117,11 @@ else:
                 CONDA_ENV
             params:
                 seed=SEED,
-                mu=SIM["mean_pileup"],
+                settings=simulation_settings("delphes"),
             shell:
-                "{PYTHON} -m simulation delphes --in {input.hepmc} --stats {input.stats}"
+                "python -m simulation delphes --in {input.hepmc} --stats {input.stats}"
                 " --sample {wildcards.sample} --chunk {wildcards.chunk} --seed {params.seed}"
-                " --pileup {input.pileup} --mean-pileup {params.mu} --card {input.card}"
+                " --pileup {input.pileup} --card {input.card} --config-json {params.settings:q}"
                 " --out {output} > {log} 2>&1"
 
 
@@ -187,7 +144,7 @@ rule pthat_threshold_study:
         CONDA_ENV
     params:
         seed=SEED,
-        force="" if SIM["force_muonic_b_decays"] else "--no-force-b-muonic",
+        settings=simulation_settings("spectrum"),
     shell:
-        "{PYTHON} -m simulation spectrum --pthat-min 5 10 15 20 --n-events 12000 --seed {params.seed}"
-        " {params.force} --out {output.figure} --csv {output.table} > {log} 2>&1"
+        "python -m simulation spectrum --pthat-min 5 10 15 20 --n-events 12000 --seed {params.seed}"
+        " --config-json {params.settings:q} --out {output.figure} --csv {output.table} > {log} 2>&1"

@@ -6,41 +6,28 @@
 #
 # Same outputs, chunks and seeds as the native rules (simulation.smk): the pile-up library
 # {outdir}/pileup/minbias.pileup and {outdir}/{sample}/delphes/chunk{i}.root (tree Delphes,
-# same Delphes card). Seeds: derive_seed(seed, sample, chunk, stream), stream "madgraph" for
+# same Delphes card). Seeds: chunk_seed(seed, sample, chunk, stream), stream "madgraph" for
 # the gridpack's run.sh, "pythia" for the shower, "delphes" for Delphes (as native).
 # Included by simulation.smk when simulation.backend == "container" (uses its SIM_CARD,
 # _kept_in_chunk and simulation_targets). Rules hold no logic:
 # each calls a script or CLI of simulation/container/ (see envs/containers.md).
-from simulation.seeds import derive_seed
+from common.seeds import chunk_seed
 
-_SIM = config["simulation"]
 # simulation.container is checked here (defaults filled in) against the container backend's
 # own schema; the simulation schema leaves the section open.
-_validate_section(_SIM.setdefault("container", {}), PROJECT_DIR / "simulation" / "container" / "config.schema.yaml",
+_validate_section(SIM.setdefault("container", {}), PROJECT_DIR / "simulation" / "container" / "config.schema.yaml",
                   ("simulation", "container"))
-_CT = _SIM["container"]
+_CT = SIM["container"]
 CONTAINER_IMAGE = _CT["image"]  # MG5 + Pythia 8 + Delphes (public image, envs/containers.md)
 PYTHON_IMAGE = _CT["python_image"]  # conda-capable base image: envs/pipeline.yaml built inside
 CONTAINER_SCRIPTS = PROJECT_DIR / "simulation" / "container"
 # Rendering rules (cards, command files) are cheap local rules run by the Python that runs
-# Snakemake (the project's environment), outside any container.
-HOST_PYTHON = sys.executable
+# Snakemake (the project's environment), outside any container: `host_python` (common.smk).
 
 localrules:
     container_mg5_script,
     container_shower_card,
     container_delphes_card,
-
-
-def container_lhe_events(wildcards):
-    """LHE events per chunk: native kept events per chunk x expected LHE events per kept event."""
-    import math
-
-    return math.ceil(_kept_in_chunk(wildcards) * _CT["lhe_events_per_kept"][wildcards.sample])
-
-
-def _work(*parts):
-    return sim_out("{sample}", "container", "chunk{chunk}", *parts)
 
 
 rule container_mg5_script:
@@ -52,7 +39,7 @@ rule container_mg5_script:
     log:
         LOGS / "container_mg5_script" / "{sample}.log",
     shell:
-        "{HOST_PYTHON} -m simulation.container mg5-script --sample {wildcards.sample}"
+        "host_python -m simulation.container mg5-script --sample {wildcards.sample}"
         " --process-dir {params.process_dir} --nb-core {params.nb_core} --out {output} > {log} 2>&1"
 
 
@@ -83,12 +70,13 @@ rule container_mg5_gridpack:
 
 rule container_lhe:
     input:
-        rules.container_mg5_gridpack.output,
+        script=CONTAINER_SCRIPTS / "gridpack_events.sh",
+        gridpack=rules.container_mg5_gridpack.output,
     output:
         temp(sim_out("{sample}", "madgraph", "chunk{chunk}.lhe.gz")),
     params:
         n_events=container_lhe_events,
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "madgraph"),
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "madgraph"),
     log:
         LOGS / "container_lhe" / "{sample}_chunk{chunk}.log",
     benchmark:
@@ -100,7 +88,7 @@ rule container_lhe:
     container:
         CONTAINER_IMAGE
     shell:
-        "bash {CONTAINER_SCRIPTS}/gridpack_events.sh {input} {params.n_events} {params.seed} {output} > {log} 2>&1"
+        "bash {input.script} {input.gridpack} {params.n_events} {params.seed} {output} > {log} 2>&1"
 
 
 rule container_shower_card:
@@ -110,13 +98,13 @@ rule container_shower_card:
         _work("shower.cmnd"),
     params:
         n_events=container_lhe_events,
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "pythia"),
-        force=lambda w: "--force-muonic-b-decays" if _SIM["force_muonic_b_decays"] else "--no-force-muonic-b-decays",
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "pythia"),
+        settings=simulation_settings("shower-card"),
     log:
         LOGS / "container_shower_card" / "{sample}_chunk{chunk}.log",
     shell:
-        "{HOST_PYTHON} -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
-        " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} {params.force}"
+        "host_python -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
+        " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
 
@@ -127,17 +115,18 @@ rule container_delphes_card:
     output:
         _work("delphes.tcl"),
     params:
-        seed=lambda w: derive_seed(SEED, w.sample, int(w.chunk), "delphes"),
-        mean_pileup=_SIM["mean_pileup"],
+        seed=lambda w: chunk_seed(SEED, w.sample, int(w.chunk), "delphes"),
+        settings=simulation_settings("delphes-card"),
     log:
         LOGS / "container_delphes_card" / "{sample}_chunk{chunk}.log",
     shell:
-        "{HOST_PYTHON} -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
-        " --seed {params.seed} --mean-pileup {params.mean_pileup} --out {output} > {log} 2>&1"
+        "host_python -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
+        " --seed {params.seed} --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule container_shower_delphes:
     input:
+        script=CONTAINER_SCRIPTS / "shower_to_delphes.sh",
         lhe=rules.container_lhe.output,
         cmnd=rules.container_shower_card.output,
         card=rules.container_delphes_card.output,
@@ -148,9 +137,9 @@ rule container_shower_delphes:
     params:
         shower=_CT["shower_command"],
         delphes=os.path.join(_CT["delphes_bin"], "DelphesHepMC2"),
-        pt_min=_SIM["muon_filter"]["pt_min_gev"],
-        pt_max=_SIM["muon_filter"]["pt_max_gev"],
-        eta_max=_SIM["muon_filter"]["abs_eta_max"],
+        pt_min=SIM["muon_filter"]["pt_min_gev"],
+        pt_max=SIM["muon_filter"]["pt_max_gev"],
+        eta_max=SIM["muon_filter"]["abs_eta_max"],
     log:
         LOGS / "container_shower_delphes" / "{sample}_chunk{chunk}.log",
     benchmark:
@@ -162,7 +151,7 @@ rule container_shower_delphes:
     container:
         CONTAINER_IMAGE
     shell:
-        "bash {CONTAINER_SCRIPTS}/shower_to_delphes.sh '{params.shower}' {input.cmnd}"
+        "bash {input.script} '{params.shower}' {input.cmnd}"
         " {params.pt_min} {params.pt_max} {params.eta_max} {output.counts} {params.delphes}"
         " {input.card} {output.root} > {log} 2>&1"
 
@@ -171,8 +160,8 @@ rule container_minbias_hepmc:
     output:
         temp(sim_out("pileup", "minbias.hepmc")),
     params:
-        n_events=_SIM["pileup_events"],
-        seed=derive_seed(SEED, "minbias", 0, "pythia"),
+        seed=chunk_seed(SEED, "minbias", 0, "pythia"),
+        settings=simulation_settings("minbias-hepmc"),
     log:
         LOGS / "container_minbias_hepmc.log",
     benchmark:
@@ -186,7 +175,7 @@ rule container_minbias_hepmc:
     container:
         PYTHON_IMAGE
     shell:
-        "{PYTHON} -m simulation.container minbias-hepmc --n-events {params.n_events} --seed {params.seed}"
+        "python -m simulation.container minbias-hepmc --seed {params.seed} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
 

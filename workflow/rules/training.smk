@@ -4,15 +4,10 @@
 # workflow/schemas/training.schema.yaml). Each model's checkpoints live in
 # models/{sample}/{model}/checkpoints/ (not a declared output), so a killed or interrupted
 # training job resumes from its last epoch when Snakemake reruns it.
-import json
 import re
 
 from snakemake.exceptions import WorkflowError
 
-TRAINING = config["training"]
-#: top-level keys that are not per-model training settings; every other key of `training:` is a
-#: default a model entry may override (what TrainConfig takes, passed as --settings JSON)
-_NOT_MODEL_KEYS = ("threads", "gpus", "n_generated", "sample_batch_size", "mem_mb", "runtime_min", "models", "run")
 #: `training.run` picks which configured models run (null: all). --configfile merges `models`
 #: into config.yaml's, so this is how a run leaves default models out.
 if TRAINING.get("run") is None:
@@ -29,32 +24,6 @@ GENERATED_MODELS = TRAINED_MODELS + ["independent_pixels"]
 _TRAINED_RE = "|".join(map(re.escape, TRAINED_MODELS)) or "(?!)"
 
 
-def model_settings(model):
-    """Top-level training defaults with the model's own overrides applied."""
-    settings = {k: v for k, v in TRAINING.items() if k not in _NOT_MODEL_KEYS}
-    settings.update(TRAINING["models"][model])
-    return settings
-
-
-def _setting(key):
-    return lambda wildcards: model_settings(wildcards.model)[key]
-
-
-def _n_generated_flag():
-    n = TRAINING["n_generated"]
-    return "" if n is None else f"--n {int(n)}"
-
-
-def training_targets():
-    """Trained models (+ logs) and generated images for every sample and model."""
-    targets = []
-    for sample in SAMPLES:
-        for model in TRAINED_MODELS:
-            targets += [out("models", sample, model, "model.pt"), out("models", sample, model, "train_log.csv")]
-        targets += [out("generated", sample, f"{model}.h5") for model in GENERATED_MODELS]
-    return targets
-
-
 rule train_model:
     input:
         images=out("{sample}", "images.h5"),
@@ -69,7 +38,8 @@ rule train_model:
         BENCH / "train" / "{sample}_{model}.tsv"
     params:
         checkpoints=lambda w: out("models", w.sample, w.model, "checkpoints"),
-        settings=lambda w: json.dumps(model_settings(w.model), sort_keys=True),
+        seed=SEED,
+        settings=lambda w: training_settings("train", w.model),
     threads: TRAINING["threads"]
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -78,9 +48,9 @@ rule train_model:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
+        "python -m model train --in {input.images} --out {output.model} --log-csv {output.log}"
         " --checkpoint-dir {params.checkpoints} --model-name {wildcards.model} --sample {wildcards.sample}"
-        " --seed {SEED} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule sample_model:
@@ -96,9 +66,8 @@ rule sample_model:
     benchmark:
         BENCH / "sample" / "{sample}_{model}.tsv"
     params:
-        n=_n_generated_flag(),
-        batch=TRAINING["sample_batch_size"],
-        device=_setting("device"),
+        seed=SEED,
+        settings=lambda w: training_settings("sample", w.model),
     threads: TRAINING["threads"]
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -107,9 +76,8 @@ rule sample_model:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
-        " --sample {wildcards.sample} --seed {SEED} {params.n} --batch-size {params.batch}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m model sample --model {input.model} --real {input.real} --out {output} --model-name {wildcards.model}"
+        " --sample {wildcards.sample} --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"
 
 
 rule baseline:
@@ -122,7 +90,8 @@ rule baseline:
     benchmark:
         BENCH / "sample" / "{sample}_independent_pixels.tsv"
     params:
-        n=_n_generated_flag(),
+        seed=SEED,
+        settings=training_settings("baseline"),
     threads: 1
     resources:
         mem_mb=TRAINING["mem_mb"],
@@ -130,5 +99,5 @@ rule baseline:
     conda:
         CONDA_ENV
     shell:
-        "{PYTHON} -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
-        " --seed {SEED} {params.n} --threads {threads} > {log} 2>&1"
+        "python -m model baseline --in {input.images} --out {output} --sample {wildcards.sample}"
+        " --seed {params.seed} --config-json {params.settings:q} > {log} 2>&1"

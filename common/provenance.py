@@ -13,9 +13,10 @@ import os
 import platform
 import sys
 import uuid
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 #: Distributions whose versions go into every output's metadata.
 TRACKED_PACKAGES = ("numpy", "scipy", "uproot", "awkward", "h5py", "torch", "pythia8mc", "pyhepmc", "snakemake")
