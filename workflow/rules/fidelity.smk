@@ -1,5 +1,5 @@
 # Detector-fidelity study (not part of `all`):  snakemake --cores all fidelity
-# (or --profile workflow/profiles/fidelity). docs/fidelity.md holds its table, figure and reading.
+# docs/fidelity.md holds its table, figure and reading.
 #
 # The same generated events (Pythia -> muon filter -> HepMC2, made once per event set) go
 # through every Delphes card of `fidelity.cards`; each Delphes output is imaged with every
