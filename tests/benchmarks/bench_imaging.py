@@ -30,8 +30,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from imaging import ImagingConfig, build_images, write_images  # noqa: E402
-from imaging.build import input_digest  # noqa: E402
-from imaging.pixelise import make_cell_images, make_images  # noqa: E402
+from imaging.build import input_digest, render_images  # noqa: E402
 from imaging.reader import branches_needed, iter_input_chunks, open_delphes_tree, open_inputs  # noqa: E402
 from imaging.selection import select_muons  # noqa: E402
 from imaging.synthetic import random_delphes_events, write_delphes_file  # noqa: E402
@@ -52,7 +51,7 @@ def _stages(files: list[Path], cfg: ImagingConfig) -> dict[str, float]:
     t0 = _clock()
     inputs = open_inputs(files, cfg.quantity, cfg.use_event_weight, cfg.tower_shape)
     t["open"] = _clock() - t0
-    it = iter_input_chunks(inputs, cfg.quantity, cfg.read_chunk_entries)
+    it = iter_input_chunks(inputs, cfg.quantity, cfg.read_chunk_entries, cfg.tower_shape)
     while True:
         t0 = _clock()
         chunk = next(it, None)
@@ -64,12 +63,7 @@ def _stages(files: list[Path], cfg: ImagingConfig) -> dict[str, float]:
                           pt_min=cfg.muon_pt_min, pt_max=cfg.muon_pt_max, abs_eta_max=cfg.muon_abs_eta_max,
                           mode=cfg.muons_per_event)
         t2 = _clock()
-        if cfg.tower_shape == "cell":
-            make_cell_images(chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
-                             mu.event, mu.eta, mu.phi, npix=cfg.npix, radius=cfg.radius)
-        else:
-            make_images(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
-                        mu.event, mu.eta, mu.phi, npix=cfg.npix, radius=cfg.radius)
+        render_images(chunk, mu, cfg)
         t3 = _clock()
         t["select"] += t2 - t1
         t["pixelise"] += t3 - t2
@@ -110,7 +104,7 @@ def main() -> None:
                         help="synthetic file compression (Delphes writes zlib level 1)")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats; the best is reported")
     parser.add_argument("--muons-per-event", default="leading", choices=["leading", "all"])
-    parser.add_argument("--tower-shape", default="point", choices=["point", "cell"],
+    parser.add_argument("--tower-shape", default="point", choices=["point", "cell", "mixed"],
                         help="image rendering (imaging.tower_shape); cell needs real Delphes files (Tower.Edges)")
     parser.add_argument("--merge", action="store_true",
                         help="also time the same events merged into one file with ROOT's hadd "
