@@ -68,3 +68,21 @@ def low_isolation_fraction(iso: np.ndarray, weight: np.ndarray, threshold: float
     if not total > 0:
         raise AnalysisError("low-isolation fraction: weights must have a positive sum")
     return float(w[iso < threshold].sum() / total)
+
+
+def empty_cone_fraction(images: np.ndarray, weight: np.ndarray, radius: float, cone: float = DEFAULT_CONE) -> float:
+    """Weighted share of images with no non-zero pixel at pixel-centre dR < cone (an empty isolation cone).
+
+    Unlike the near-zero isolation share, a generated image whose cone holds small positive and
+    negative values that cancel (a Gaussian likelihood) does not count: this is the occupancy
+    side of the isolation peak at zero.
+    """
+    images = np.asarray(images)
+    w = np.asarray(weight, dtype=np.float64).reshape(-1)
+    if images.ndim != 3 or images.shape[0] != w.size:
+        raise AnalysisError(f"empty-cone share: {w.size} weights for images of shape {images.shape}")
+    if not w.sum() > 0:
+        raise AnalysisError("empty-cone share: weights must have a positive sum")
+    mask = cone_mask(images.shape[1], radius, cone).reshape(-1)
+    occupied = np.count_nonzero(images.reshape(images.shape[0], -1)[:, mask], axis=1) > 0
+    return float(w[~occupied].sum() / w.sum())

@@ -22,7 +22,7 @@ from .distances import emd_noise_floor, separation_power, weighted_emd
 from .errors import AnalysisError
 from .features import image_features, nonzero_pixel_values, zero_pixel_fraction
 from .inputs import Images, check_compatible
-from .isolation import DEFAULT_CONE, DEFAULT_LOW_ISOLATION, low_isolation_fraction
+from .isolation import DEFAULT_CONE, DEFAULT_LOW_ISOLATION, empty_cone_fraction, low_isolation_fraction
 from .results_table import family_of
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ def pair_metrics(real: Images, generated: Images, *, seed: int,
     rec["low_isolation_threshold"] = settings.low_isolation
     rec["low_isolation_fraction_real"] = low_isolation_fraction(rv, rw, settings.low_isolation)
     rec["low_isolation_fraction_generated"] = low_isolation_fraction(*fg["isolation"], settings.low_isolation)
+    rec["empty_cone_fraction_real"] = empty_cone_fraction(r.images, r.weight, real.radius, settings.cone)
+    rec["empty_cone_fraction_generated"] = empty_cone_fraction(g.images, g.weight, real.radius, settings.cone)
     rec["isolation_emd_noise"] = emd_noise_floor(
         rv, rw, len(g), np.random.default_rng([pair_seed(seed, real.sample, generated.label), 2]))
     log.info("%s/%s: isolation EMD %.4f (statistical floor %.4f)", real.sample, generated.label,

@@ -34,6 +34,7 @@ RESULT_COLUMNS = (
     "sample", "model", "family", "is_baseline", "isolation_emd", "isolation_emd_noise", "emd_ratio_to_baseline",
     "zero_fraction_error_pp", "classifier_auc", "train_time_s", "low_isolation_threshold",
     "low_isolation_real_pct", "low_isolation_generated_pct", "low_isolation_diff_pp",
+    "empty_cone_real_pct", "empty_cone_generated_pct", "empty_cone_diff_pp",
 )
 
 
@@ -105,6 +106,7 @@ def results_rows(records: Sequence[dict[str, Any]],
             "low_isolation_generated_pct": 100.0 * num["low_isolation_fraction_generated"],
             "low_isolation_diff_pp": 100.0 * (num["low_isolation_fraction_generated"]
                                               - num["low_isolation_fraction_real"]),
+            **_empty_cone_columns(rec, source),
         })
     thresholds = sorted({r["low_isolation_threshold"] for r in rows})
     if len(thresholds) > 1:
@@ -117,6 +119,16 @@ def results_rows(records: Sequence[dict[str, Any]],
                 row["emd_ratio_to_baseline"] = row["isolation_emd"] / base if base else None
     samples = list(dict.fromkeys(r["sample"] for r in rows))
     return sorted(rows, key=lambda r: (samples.index(r["sample"]), math.isnan(r["isolation_emd"]), r["isolation_emd"]))
+
+
+def _empty_cone_columns(rec: dict[str, Any], source: str) -> dict[str, float | None]:
+    """Empty-cone shares in % and their difference (blank for records written before the metric existed)."""
+    real = _number(rec, "empty_cone_fraction_real", source, optional=True)
+    gen = _number(rec, "empty_cone_fraction_generated", source, optional=True)
+    if real is None or gen is None:
+        return {"empty_cone_real_pct": None, "empty_cone_generated_pct": None, "empty_cone_diff_pp": None}
+    return {"empty_cone_real_pct": 100.0 * real, "empty_cone_generated_pct": 100.0 * gen,
+            "empty_cone_diff_pp": 100.0 * (gen - real)}
 
 
 def _cell(value: float | None, spec: str) -> str:
@@ -142,11 +154,14 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "(< 1: better than the baseline). Zero-pixel fraction error and the near-zero isolation",
         f"difference are generated - real in percentage points; 'iso < {t:g}' is the weighted share",
         "of images whose isolation is below that (the paper's generator has too few near 0: a",
-        "negative difference). Classifier AUC on held-out images (0.5 = indistinguishable).",
+        "negative difference); 'empty cone' counts images with no non-zero pixel in the cone (a",
+        "generated cone whose positive and negative values cancel is near-zero but not empty).",
+        "Classifier AUC on held-out images (0.5 = indistinguishable).",
         "Training time is from the generated file (blank: not recorded). Sorted by isolation EMD;",
         "the baseline row is marked.\n",
     ]
-    header = [*MD_HEADER, f"iso < {t:g} real [%]", f"iso < {t:g} gen [%]", "gen - real [pp]"]
+    header = [*MD_HEADER, f"iso < {t:g} real [%]", f"iso < {t:g} gen [%]", "gen - real [pp]",
+              "empty cone real [%]", "empty cone gen [%]", "gen - real [pp]"]
     for sample in dict.fromkeys(r["sample"] for r in rows):
         table = []
         for r in (r for r in rows if r["sample"] == sample):
@@ -156,7 +171,8 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
                 _cell(r["emd_ratio_to_baseline"], ".2f"), _cell(r["zero_fraction_error_pp"], "+.2f"),
                 _cell(r["classifier_auc"], ".3f"), _cell(r["train_time_s"], ".0f"),
                 _cell(r["low_isolation_real_pct"], ".1f"), _cell(r["low_isolation_generated_pct"], ".1f"),
-                _cell(r["low_isolation_diff_pp"], "+.1f"),
+                _cell(r["low_isolation_diff_pp"], "+.1f"), _cell(r["empty_cone_real_pct"], ".1f"),
+                _cell(r["empty_cone_generated_pct"], ".1f"), _cell(r["empty_cone_diff_pp"], "+.1f"),
             ])
         parts += [f"## {sample}\n", markdown_table(header, table)]
     return "\n".join(parts)

@@ -33,6 +33,7 @@ METRIC_ROWS = (
     ("isolation_emd_noise", "  EMD isolation expected from statistics alone"),
     ("isolation_separation", "separation power isolation"),
     ("low_isolation_fraction", "share of images with near-zero isolation"),
+    ("empty_cone_fraction", "share of images with an empty isolation cone (no non-zero pixel)"),
     ("total_et_emd", "EMD total ET [GeV]"),
     ("total_et_separation", "separation power total ET"),
     ("n_nonzero_emd", "EMD non-zero pixels / image"),

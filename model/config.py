@@ -11,7 +11,7 @@ from .likelihoods import LIKELIHOODS
 from .objectives import OBJECTIVES
 
 #: settings that may change between a checkpoint and its resumption (more epochs, other device)
-NOT_IN_RESUME_KEY = ("epochs", "device")
+NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
 #: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
 FAMILIES = ("decoupled", "gan", "vae")
@@ -32,6 +32,7 @@ class TrainConfig:
     likelihood: str = "gaussian_fixed_sigma"
     conditional: bool = False  # generator also takes the muon pT (sampled at real pTs)
     marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
+    calibrate_occupancy: bool = False  # after training, shift each pixel's logit to the data's occupancy
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
@@ -49,6 +50,13 @@ class TrainConfig:
         if self.family != "decoupled" and getattr(self, "conditional", False):
             raise ModelError(f"training setting 'conditional' is only implemented for family 'decoupled', "
                              f"not '{self.family}'; set conditional: false for this model")
+        if not isinstance(self.calibrate_occupancy, bool):
+            raise ModelError("training setting 'calibrate_occupancy' must be true or false, "
+                             f"got {self.calibrate_occupancy!r}")
+        if self.calibrate_occupancy and (self.family != "decoupled" or self.conditional):
+            raise ModelError("training setting 'calibrate_occupancy' is implemented for unconditional decoupled "
+                             f"models only (this one: family '{self.family}', conditional {self.conditional}); "
+                             "set it to false")
         for name in ("width", "noise_dim", "epochs", "batch_size", "K"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")

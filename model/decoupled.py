@@ -7,6 +7,13 @@ and minimises the configured objective, plus the occupancy term when `marginal_w
 Trained likelihood parameters (learned sigma, gamma shape) are optimised by the same Adam. A
 pT-conditional generator scores every image against the K draws at the image's own muon pT.
 
+Occupancy calibration (`calibrate_occupancy`, off for the paper's models): the finite-K bound
+leaves the generator's per-pixel occupancy too high wherever no parameter set of a batch's K
+matches an image well (a missed non-zero pixel costs log pi, a spurious one only log(1 - pi)).
+After training, one constant per pixel is added to the logit (the generator's `logit_offset`), so
+that the mean of pi over many noise draws equals the data's occupancy; how pi varies with the noise
+- the pixel correlations - is kept.
+
 Sampling: x = z * beta with z ~ Bern(sigmoid(logit)) and beta ~ p(. | eta), one fresh noise
 vector per image; a pT-conditional generator is sampled at given muon pTs.
 """
@@ -46,6 +53,10 @@ log = logging.getLogger(__name__)
 MODEL_FORMAT = "sparse-muon-decoupled-model/2"
 #: model.pt files written before the families shared one record layout (read, never written)
 LEGACY_MODEL_FORMAT = "sparse-muon-decoupled-model/1"
+#: noise draws over which the occupancy calibration averages the generator's pi
+CALIBRATION_DRAWS = 16384
+#: bisection range (logit units) of the per-pixel shift; a pixel never hit in the data goes to the bottom
+CALIBRATION_SHIFT_MAX = 30.0
 LOG_COLUMNS = ("epoch", "loss", "paper_ll", "bound_ll", "mean_pi", "data_occupancy", *TIMING_COLUMNS)
 
 
@@ -122,10 +133,53 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
     )
     fixed = {"generator_spec": dict(vars(generator.spec)),
              "likelihood": {"name": likelihood.name, **likelihood.extra_state_dict()}}
+    if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
+        fixed["occupancy_calibration"] = calibrate_occupancy(
+            generator, data.occupancy(), seed=derive_seed(cfg.seed, "occupancy_calibration"), device=device)
     # the conditional generator's pT input scaling (also its pt_center / pt_scale buffers)
     data_info = (dict(zip(("pt_norm_mean_gev", "pt_norm_std_gev"), data.pt_normalisation(), strict=True))
                  if generator.spec.conditional else {})
     return TrainResult(modules, cfg, fixed, rows, str(device), start, data_info)
+
+
+@torch.no_grad()
+def calibrate_occupancy(generator: Generator, occupancy: torch.Tensor, *, seed: int,
+                        device: torch.device | str = "cpu", draws: int = CALIBRATION_DRAWS, batch_size: int = 4096,
+                        iterations: int = 50) -> dict[str, float]:
+    """Shift the generator's per-pixel logit so that its mean occupancy over `draws` noise vectors is `occupancy`.
+
+    Solves mean_n sigmoid(l_ni + d_i) = occupancy_i for every pixel i at once by bisection (the
+    left side rises monotonically with d_i), adds d to `logit_offset` and returns a summary
+    (mean occupancy before and after, the largest shift of a pixel the data hits) for model.pt.
+    """
+    if generator.spec.conditional:
+        raise ModelError("occupancy calibration is implemented for unconditional generators only")
+    generator.eval()
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    sizes = [min(batch_size, draws - start) for start in range(0, draws, batch_size)]
+    noise_dim = generator.spec.noise_dim
+    logits = torch.cat([generator(torch.randn(k, noise_dim, generator=rng, device=device))[0] for k in sizes])
+    logits = logits.to(torch.float64)  # (draws, D)
+    target = occupancy.to(device=logits.device, dtype=torch.float64)
+    lo = torch.full_like(target, -CALIBRATION_SHIFT_MAX)
+    hi = torch.full_like(target, CALIBRATION_SHIFT_MAX)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        above = torch.sigmoid(logits + mid).mean(dim=0) > target
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    shift = 0.5 * (lo + hi)
+    before = float(torch.sigmoid(logits).mean())
+    generator.logit_offset.add_(shift.to(generator.logit_offset.dtype))
+    hit = target > 0
+    summary = {
+        "draws": int(draws), "data_occupancy": float(target.mean()), "mean_pi_before": before,
+        "mean_pi_after": float(torch.sigmoid(logits + shift).mean()),
+        "max_abs_shift_hit_pixels": float(shift[hit].abs().max()) if bool(hit.any()) else 0.0,
+    }
+    log.info("occupancy calibration: mean pi %.5f -> %.5f (data %.5f), largest logit shift of a hit pixel %.2f",
+             summary["mean_pi_before"], summary["mean_pi_after"], summary["data_occupancy"],
+             summary["max_abs_shift_hit_pixels"])
+    return summary
 
 
 def upgrade_legacy_record(record: dict[str, Any]) -> dict[str, Any]:

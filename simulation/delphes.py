@@ -104,11 +104,16 @@ def _children_cpu_s() -> float:
 
 
 def _tail(path: Path, n_lines: int = 15) -> str:
+    """The last lines of a program's log, led by the line that names a crash (ROOT's '*** Break ***')
+    and the last event count, which a stack trace would push out of the tail."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return "(no log)"
-    return "\n".join(lines[-n_lines:])
+    tail = lines[-n_lines:]
+    lead = [line for line in lines[:-n_lines] if "*** Break ***" in line]
+    counts = [line for line in lines[:-n_lines] if line.endswith("events processed")]
+    return "\n".join([*counts[-1:], *lead, *tail])
 
 
 def check_delphes_output(path: Path, expected_events: int, label: str) -> None:

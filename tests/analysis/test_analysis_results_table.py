@@ -39,7 +39,8 @@ def _write(tmp_path: Path, records: list[dict]) -> list[Path]:
 
 
 HAND_BUILT = [
-    _record("signal", "decoupled_fc", 0.06, family="decoupled", train_time_s=120.5),
+    _record("signal", "decoupled_fc", 0.06, family="decoupled", train_time_s=120.5,
+            empty_cone_fraction_real=0.10, empty_cone_fraction_generated=0.07),
     _record("signal", "independent_pixels", 0.30, family="baseline", train_time_s=0.0,
             low_isolation_fraction_generated=0.25),
     _record("signal", "lagan", 0.15, family="gan", train_time_s=300.0, zero_fraction_generated=0.9983),
@@ -71,6 +72,9 @@ def test_ratio_differences_and_order_on_hand_built_records(tmp_path: Path) -> No
     assert float(by["signal", "decoupled_fc"]["low_isolation_generated_pct"]) == pytest.approx(35.0)
     assert float(by["signal", "decoupled_fc"]["low_isolation_diff_pp"]) == pytest.approx(-5.0)
     assert float(by["signal", "independent_pixels"]["low_isolation_diff_pp"]) == pytest.approx(-15.0)
+    assert float(by["signal", "decoupled_fc"]["empty_cone_diff_pp"]) == pytest.approx(-3.0)
+    assert float(by["signal", "decoupled_fc"]["empty_cone_generated_pct"]) == pytest.approx(7.0)
+    assert by["signal", "lagan"]["empty_cone_diff_pp"] == ""  # record without the metric -> blank
     assert [by[k]["family"] for k in sorted(by)] == ["decoupled", "baseline", "decoupled", "baseline", "gan"]
     assert by["signal", "lagan"]["train_time_s"] == "300.0"
     assert by["background", "decoupled_fc"]["train_time_s"] == ""  # missing -> blank
@@ -180,3 +184,15 @@ def test_write_results_table_returns_the_rows(tmp_path: Path) -> None:
     rows = write_results_table(paths, tmp_path / "r.csv", tmp_path / "r.md")
     assert [r["model"] for r in rows] == ["decoupled_fc", "independent_pixels"]
     assert rows[0]["train_time_s"] == 120.5
+
+
+def test_empty_cone_share_counts_occupancy_not_cancelling_values() -> None:
+    from analysis.isolation import empty_cone_fraction
+    images = np.zeros((4, 8, 8), dtype=np.float32)  # radius 0.4: pixel 0.1, the 0.2 cone is the central 4x4
+    images[1, 3, 3] = 0.5                      # in the cone
+    images[2, 3, 4], images[2, 4, 3] = 0.5, -0.5  # in the cone, cancelling: near-zero isolation, not empty
+    images[3, 0, 0] = 5.0                      # outside the cone only
+    w = np.array([1.0, 1.0, 1.0, 2.0])
+    assert empty_cone_fraction(images, w, 0.4) == pytest.approx(3.0 / 5.0)
+    with pytest.raises(AnalysisError, match="weights"):
+        empty_cone_fraction(images, w[:3], 0.4)

@@ -31,6 +31,7 @@ LIKELIHOOD_SETTINGS = {
     "lognormal_threshold": {"sigma_log": 0.7, "offset_gev": 1e-3},
     "gaussian_learned_sigma": {"n_pixels": 64, "sigma_floor_gev": 0.1},
     "gamma": {"n_pixels": 64},
+    "lognormal_threshold_learned_sigma": {"n_pixels": 64, "sigma_floor_log": 0.05, "offset_gev": 1e-3},
 }
 
 

@@ -1,5 +1,5 @@
-"""Trained likelihoods (gaussian_learned_sigma, gamma): matrix form, sampling, initialisation,
-training moves their parameters, and model.pt / checkpoints keep them."""
+"""Trained likelihoods (gaussian_learned_sigma, gamma, lognormal_threshold_learned_sigma): matrix form,
+sampling, initialisation, training moves their parameters, and model.pt / checkpoints keep them."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,14 +22,16 @@ from model.likelihoods import GammaLearnedShape, GaussianLearnedSigma, build_lik
 from model.objectives import bound_objective, log_likelihood_matrix, paper_objective, weighted_loss
 
 ROOT = Path(__file__).resolve().parents[2]
-LEARNED = ("gaussian_learned_sigma", "gamma")
+LEARNED = ("gaussian_learned_sigma", "gamma", "lognormal_threshold_learned_sigma")
+LEARNED_SETTINGS = {"gaussian_learned_sigma": {"sigma_floor_gev": 0.1}, "gamma": {},
+                    "lognormal_threshold_learned_sigma": {"sigma_floor_log": 0.05, "offset_gev": 1e-3}}
 SMALL = TrainConfig(arch="fc", width=32, noise_dim=8, epochs=2, batch_size=128, K=16, lr=3e-3, seed=5, device="cpu")
 
 
 def _likelihood(name: str, d: int, seed: int = 0):
     """A float64 learned likelihood with random (not initial) per-pixel parameters."""
     g = torch.Generator().manual_seed(seed)
-    lik = build_likelihood(name, n_pixels=d, **({"sigma_floor_gev": 0.1} if name == "gaussian_learned_sigma" else {}))
+    lik = build_likelihood(name, n_pixels=d, **LEARNED_SETTINGS[name])
     lik = lik.double()
     with torch.no_grad():
         for p in lik.parameters():
@@ -217,3 +219,23 @@ def test_schema_accepts_the_new_likelihoods_and_conditional():
     for model in ("decoupled_deconv_conditional", "decoupled_deconv_learned_sigma", "decoupled_deconv_gamma"):
         assert defaults[model] == config[model]
         TrainConfig.from_mapping({k: v for k, v in config[model].items()})  # valid training settings
+
+
+def test_threshold_lognormal_learned_sigma_samples_and_start(synthetic_data):
+    """Samples lie above the threshold x0 with log(x - x0) ~ N(eta, s_i); training starts at the
+    fixed-width threshold log-normal (same x0, every s_i = its global s) and the bad threshold is an error."""
+    lik = build_likelihood("lognormal_threshold_learned_sigma", n_pixels=2, sigma_floor_log=0.02, offset_gev=0.4)
+    lik.set_sigma(torch.tensor([0.1, 0.9]))
+    values = lik.sample(torch.tensor([0.0, 1.0]).expand(30000, 2), generator=torch.Generator().manual_seed(2))
+    assert bool((values > 0.4).all())
+    u = (values - 0.4).log()
+    torch.testing.assert_close(u.mean(0), torch.tensor([0.0, 1.0]), rtol=0, atol=0.02)
+    torch.testing.assert_close(u.std(0), torch.tensor([0.1, 0.9]), rtol=0.02, atol=0)
+    fixed = build_likelihood("lognormal_threshold", sigma_log=1.0).from_data(synthetic_data)
+    learned = build_likelihood("lognormal_threshold_learned_sigma", n_pixels=1, sigma_floor_log=0.1,
+                               offset_gev=0.0).from_data(synthetic_data)
+    assert learned.offset_gev == fixed.offset_gev
+    torch.testing.assert_close(learned.sigma().detach().double(),
+                               torch.full((synthetic_data.n_pixels,), fixed.sigma_log, dtype=torch.float64))
+    with pytest.raises(ModelError, match="threshold"):
+        build_likelihood("lognormal_threshold_learned_sigma", n_pixels=2, sigma_floor_log=0.02, offset_gev=-1.0)

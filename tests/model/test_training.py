@@ -27,9 +27,10 @@ def _assert_bitwise_equal(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("arch", ["fc", "deconv"])
-def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(synthetic_data, tmp_path, arch):
-    cfg = dataclasses.replace(SMALL, arch=arch, width=16)
+@pytest.mark.parametrize(("arch", "calibrate"), [("fc", False), ("deconv", False), ("fc", True)])
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(synthetic_data, tmp_path, arch, calibrate):
+    # calibrate: the checkpoints hold the uncalibrated model, so the calibration is applied once, at the end
+    cfg = dataclasses.replace(SMALL, arch=arch, width=16, calibrate_occupancy=calibrate)
     full = train(synthetic_data, cfg, tmp_path / "full", progress=False)
     # "killed" after epoch 1: a run configured for 1 epoch leaves the epoch-1 checkpoint ...
     first = train(synthetic_data, dataclasses.replace(cfg, epochs=1), tmp_path / "resumed", progress=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.seeds import PYTHIA_SEED_MAX, chunk_seed
-from simulation.delphes import DEFAULT_CARD, pileup_entries, render_card
+from simulation.delphes import DEFAULT_CARD, _tail, pileup_entries, render_card
 from simulation.errors import SimulationError
 from simulation.muon_filter import MuonWindow
 from simulation.plan import chunk_sizes
@@ -113,3 +113,16 @@ def test_pythia_seed_outside_allowed_range_is_refused(seed):
 def test_muon_window_rejects_nonsense():
     with pytest.raises(ValueError):
         MuonWindow(16.0, 9.0, 2.5)
+
+
+def test_a_crash_report_keeps_the_crash_line_and_the_event_count(tmp_path: Path) -> None:
+    """A Delphes segfault prints ~40 lines of stack trace after the line that says what happened;
+    the error message must still show that line and how far Delphes got."""
+    log = tmp_path / "delphes.log"
+    trace = [f"#{i}  0x0000 in frame{i} ()" for i in range(40)]
+    log.write_text("\n".join(["** Reading standard input", "** 1 events processed", "** 2 events processed",
+                              " *** Break *** segmentation violation", *trace]) + "\n")
+    text = _tail(log)
+    assert text.splitlines()[:2] == ["** 2 events processed", " *** Break *** segmentation violation"]
+    assert text.splitlines()[-1] == "#39  0x0000 in frame39 ()"
+    assert _tail(tmp_path / "missing.log") == "(no log)"

@@ -38,9 +38,9 @@ TINY_CONFIG = {
         "models": {"decoupled_fc": {"arch": "fc"}, "decoupled_deconv": {"arch": "deconv", "width": 8},
                    "decoupled_fc_paper": {"arch": "fc", "objective": "paper"},
                    "lagan": {"arch": "fc", "family": "gan", "width": 32}},  # the GAN's smallest width
-        # one model of each kind: the paper's, eq. 2, pT-conditional with the occupancy term, GAN, VAE
+        # one model of each kind: the paper's, eq. 2, pT-conditional, the occupancy term, calibrated, GAN, VAE
         "run": ["decoupled_fc", "decoupled_deconv", "decoupled_fc_paper", "decoupled_deconv_conditional",
-                "decoupled_fc_lognormal_marginal", "lagan", "sparse_vae"],
+                "decoupled_fc_lognormal_marginal", "decoupled_deconv_calibrated", "lagan", "sparse_vae"],
     },
     "analysis": {"metrics": {"classifier": {"epochs": 3, "hidden_layers": [8]}}},
 }
