@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from common.seeds import derive_seed
 
+from .batching import generate_in_batches
 from .config import TrainConfig
 from .data import TrainingData
 from .device import resolve_device
@@ -248,18 +248,15 @@ def sample_images(
         raise ModelError("this generator is unconditional; it cannot be sampled at given muon pTs")
     device = torch.device(device)
     generator = generator.to(device).eval()
-    npix, noise_dim = generator.spec.npix, generator.spec.noise_dim
-    rng = torch.Generator(device=device).manual_seed(int(seed))
-    out = np.empty((n, npix, npix), dtype=np.float32)
-    for start in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress, mininterval=2.0):
-        k = min(batch_size, n - start)
-        noise = torch.randn(k, noise_dim, generator=rng, device=device)
-        logits, eta = generator(noise, None if pts is None else pts[start:start + k])  # (k, D)
+
+    def make(noise: torch.Tensor, rows: slice, rng: torch.Generator) -> torch.Tensor:
+        logits, eta = generator(noise, None if pts is None else pts[rows])  # (k, D)
         z = torch.rand(logits.shape, generator=rng, device=device) < torch.sigmoid(logits)
         values = likelihood.sample(eta, generator=rng)
-        x = torch.where(z, values, torch.zeros_like(values))
-        out[start:start + k] = x.view(k, npix, npix).cpu().numpy()
-    return out
+        return torch.where(z, values, torch.zeros_like(values))
+
+    return generate_in_batches(n, generator.spec.npix, generator.spec.noise_dim, make, seed=seed,
+                               batch_size=batch_size, device=device, progress=progress, desc="sample")
 
 
 def generate(model: DecoupledModel, n: int, *, seed: int, batch_size: int = 4096, device: torch.device | str = "cpu",

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from common.seeds import derive_seed
 
+from .batching import generate_in_batches
 from .config import TrainConfig
 from .data import TrainingData
 from .device import resolve_device
@@ -312,13 +312,9 @@ def sample_images(generator: LaganGenerator, n: int, *, seed: int, batch_size: i
         raise ModelError(f"number of images to generate must be >= 1, got {n}")
     device = torch.device(device)
     generator = generator.to(device).eval()
-    npix, noise_dim = generator.spec.npix, generator.spec.noise_dim
-    rng = torch.Generator(device=device).manual_seed(int(seed))
-    out = np.empty((n, npix, npix), dtype=np.float32)
-    for start in tqdm(range(0, n, batch_size), desc="sample gan", unit="batch", disable=not progress, mininterval=2.0):
-        k = min(batch_size, n - start)
-        out[start:start + k] = generator(torch.randn(k, noise_dim, generator=rng, device=device)).cpu().numpy()
-    return out
+    spec = generator.spec
+    return generate_in_batches(n, spec.npix, spec.noise_dim, lambda noise, rows, rng: generator(noise), seed=seed,
+                               batch_size=batch_size, device=device, progress=progress, desc="sample gan")
 
 
 def generate(generator: LaganGenerator, n: int, *, seed: int, batch_size: int = 4096,
