@@ -5,7 +5,7 @@
 #   VENV    the project virtual environment that holds the `root` wheel
 #   PREFIX  where Delphes is installed (bin/, lib/, include/, cards/)
 # Source: $DELPHES_TARBALL when set (offline copy), else the upstream tag archive.
-# Idempotent: does nothing when PREFIX/.built-3.5.1-c<compression>-b<basket> exists and the executables run.
+# Idempotent: does nothing when PREFIX/.built-3.5.1-c<compression>-b<basket>-p<patch digest> exists and the executables run.
 set -euo pipefail
 
 VENV=$(cd "$1" && pwd)
@@ -23,7 +23,13 @@ COMPRESSION=${DELPHES_COMPRESSION:-404}
 # per-basket steps for uproot: reading the imaging branches is ~20% faster with 256000
 # (imaging benchmark), for ~17 MB more write buffers in Delphes. Same data, same file contents.
 BASKET_BYTES=${DELPHES_BASKET_BYTES:-256000}
-STAMP="$PREFIX/.built-$VERSION-c$COMPRESSION-b$BASKET_BYTES"
+# Source patches (envs/delphes-$VERSION-*.patch), applied in name order; each says why. Their
+# digest is in the stamp, so a build without them (or with other ones) is rebuilt.
+ENVS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PATCHES=("$ENVS_DIR"/delphes-"$VERSION"-*.patch)
+[[ -e "${PATCHES[0]}" ]] || PATCHES=()
+PATCH_DIGEST=$( (( ${#PATCHES[@]} )) && cat "${PATCHES[@]}" | sha256sum | cut -c1-12 || echo none)
+STAMP="$PREFIX/.built-$VERSION-c$COMPRESSION-b$BASKET_BYTES-p$PATCH_DIGEST"
 
 if [[ -f "$STAMP" && -x "$PREFIX/bin/DelphesHepMC2" ]]; then
     echo "[delphes] $VERSION already built in $PREFIX (remove $STAMP to rebuild)"
@@ -58,6 +64,12 @@ echo "[delphes] sha256 $(sha256sum "$TARBALL" | cut -d' ' -f1)"
 tar -xzf "$TARBALL" -C "$WORK"
 SRC=$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -iname 'delphes*' | head -1)
 [[ -f "$SRC/CMakeLists.txt" ]] || { echo "[delphes] ERROR: $TARBALL has no Delphes source tree" >&2; exit 1; }
+
+for patch_file in "${PATCHES[@]}"; do
+    patch -d "$SRC" -p1 --forward --quiet < "$patch_file" || {
+        echo "[delphes] ERROR: could not apply $(basename "$patch_file") to the Delphes source" >&2; exit 1; }
+    echo "[delphes] applied $(basename "$patch_file")"
+done
 
 # Workaround 2: the wheel has no Eve/Geom/RGL/GuiHtml: find ROOT with EG only and leave
 # out the event display (display/ and libDelphesDisplay), which the pipeline never uses.
@@ -106,5 +118,5 @@ usage=$("$PREFIX/bin/DelphesHepMC2" 2>&1 || true)
 grep -q "Usage" <<< "$usage" || { echo "[delphes] ERROR: $PREFIX/bin/DelphesHepMC2 does not run" >&2; exit 1; }
 rm -rf "$WORK"
 rm -f "$PREFIX"/.built-*
-echo "built $(date -u +%FT%TZ) in $((end - start)) s from $(basename "$TARBALL"), output compression $COMPRESSION, basket $BASKET_BYTES bytes" > "$STAMP"
+echo "built $(date -u +%FT%TZ) in $((end - start)) s from $(basename "$TARBALL"), patches: $( (( ${#PATCHES[@]} )) && basename -a "${PATCHES[@]}" | tr '\n' ' ' || echo none), output compression $COMPRESSION, basket $BASKET_BYTES bytes" > "$STAMP"
 echo "[delphes] $VERSION built in $((end - start)) s; $(du -sh "$PREFIX" | cut -f1) in $PREFIX"
