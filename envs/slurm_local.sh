@@ -213,7 +213,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MinJobAge=600
-JobAcctGatherType=jobacct_gather/none
+# per-job CPU time and peak memory (MaxRSS) in sacct, sampled every 10 s (docs/cluster.md, paper-scale plan)
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=10
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
