@@ -53,9 +53,9 @@ SEED = int(config["seed"])
 
 # Where each rule runs is decided by the deployment flags (envs/containers.md, "Which flags do
 # what"). Rules with an image of their own (the MadGraph/Pythia/Delphes rules) run in it under
-# --use-singularity/--use-apptainer. The Python stages (every rule with `conda: CONDA_ENV`) run
+# --use-singularity/--use-apptainer. The Python stages (the rules whose `conda` is CONDA_ENV) run
 #   - without --use-conda: on this machine, in the Python that runs Snakemake (the venv of
-#     `make setup`), also under --use-singularity: no image of theirs, so no container;
+#     `make setup`), also under --use-singularity (no image of theirs, so no container);
 #   - with --use-conda: in envs/pipeline.yaml, which Snakemake builds inside
 #     simulation.container.python_image (a conda base image) when containers are on too.
 from snakemake.settings.types import DeploymentMethod
