@@ -140,3 +140,19 @@ def test_paper_profile_adds_settings_only(plans):
     chunks = yaml.safe_load((PROFILES / "paper" / "paper.yaml").read_text())["simulation"]
     per_sample = -(-chunks["events_per_sample"] // chunks["events_per_chunk"])
     assert sum(job["rule"] == "container_shower_delphes" for job in paper["jobs"]) == 2 * per_sample
+
+
+def test_a_python_stage_really_runs_on_the_host_under_use_singularity(tmp_path, fake_runtime):
+    """Not a dry run: `--use-singularity` runs the MadGraph command-file rule (a Python stage) and
+    no container; the stand-in apptainer fails anything but a version query, so any attempt to
+    pull an image or run the job in one fails the run."""
+    target = "results/signal/madgraph/gridpack.mg5"  # (relative to the working directory)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--use-singularity", target,
+         "--snakefile", str(PROJECT_DIR / "Snakefile"), "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=fake_runtime, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "stand-in" not in output and "Activating singularity image" not in output
+    script = (tmp_path / target).read_text()
+    assert "output" in script and "launch" in script
