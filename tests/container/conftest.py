@@ -32,6 +32,6 @@ def fake_runtime(tmp_path_factory) -> dict:
         exe = bin_dir / name
         exe.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{query}"; exit 0; fi\n'
                        f'case "$*" in{_CONDA_ANSWERS}\nesac\n'
-                       f'echo "stand-in {name}: a dry run must not execute $*" >&2; exit 1\n')
+                       f'echo "stand-in {name}: these tests run nothing in it: $*" >&2; exit 1\n')
         exe.chmod(0o755)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
