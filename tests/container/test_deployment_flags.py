@@ -132,11 +132,17 @@ def test_no_warning_asks_for_another_flag_and_only_used_images_are_pulled(plans,
 
 
 def test_paper_profile_adds_settings_only(plans):
-    """The paper profile plans what `--cores 16 --use-singularity --configfile paper.yaml` plans."""
+    """The paper profile is `--cores 16 --use-singularity` at paper scale: every rule gets the same
+    image, environment and Python as under that command; only the number of chunks differs."""
     profile = yaml.safe_load((PROFILES / "paper" / "config.yaml").read_text())
     assert profile["software-deployment-method"] == ["apptainer"] and profile["cores"] == 16
-    paper = plans["paper"]
-    assert paper["methods"] == plans["singularity"]["methods"] == ["APPTAINER"]
+    paper, plain = plans["paper"], plans["singularity"]
+    assert paper["methods"] == plain["methods"] == ["APPTAINER"] and paper["prefix"] == plain["prefix"]
+
+    def software(plan):
+        return {(job["rule"], job["image"], job["conda_env"], job["command"].split()[0]) for job in _commands(plan)}
+
+    assert software(paper) == software(plain)
     chunks = yaml.safe_load((PROFILES / "paper" / "paper.yaml").read_text())["simulation"]
     per_sample = -(-chunks["events_per_sample"] // chunks["events_per_chunk"])
     assert sum(job["rule"] == "container_shower_delphes" for job in paper["jobs"]) == 2 * per_sample
