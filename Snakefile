@@ -7,7 +7,8 @@
 #   snakemake --cores all train           + trained models
 #   snakemake --cores all figures         figures/tables from cached samples and models
 #   snakemake --cores all fidelity        detector-fidelity study (cards x renderings, docs/fidelity.md)
-#   snakemake --profile workflow/profiles/paper    paper scale, containers
+#   snakemake --cores 16 --use-singularity        MadGraph/Pythia/Delphes in containers, Python stages in this venv
+#   snakemake --profile workflow/profiles/paper    paper scale: the line above + paper.yaml (envs/containers.md)
 #
 # Rules hold no physics: each calls a package CLI with explicit paths and its config section (--config-json).
 import os

@@ -1,15 +1,14 @@
 """`snakemake -n` resolves the whole workflow for every profile and both simulation backends,
 and the container rules' shell commands carry the image's programs, the cards and the seeds.
 
-No container runtime exists here: for the profiles that turn apptainer on, a stand-in
-`apptainer` that only answers `--version` lets Snakemake plan the run (a dry run pulls and
-executes nothing), and `--sdm apptainer` replaces `[apptainer, conda]` because conda would
-have to run inside the image to plan its environment.
+No container runtime exists here: a stand-in `apptainer` that only answers Snakemake's
+questions (conftest.fake_runtime) lets Snakemake plan the run (a dry run pulls and executes
+nothing). The slurm profile runs with `--sdm apptainer` (docs/cluster.md); which rule runs in
+which image under which flags: test_deployment_flags.py.
 """
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import defaultdict
 
@@ -26,20 +25,9 @@ CT_SCHEMA = yaml.safe_load((PROJECT_DIR / "simulation" / "container" / "config.s
 DEFAULT = {k: v["default"] for k, v in CT_SCHEMA["properties"].items() if not isinstance(v["default"], dict)}
 
 
-@pytest.fixture(scope="module")
-def fake_runtime(tmp_path_factory):
-    """PATH with an `apptainer` that reports a version and refuses to run anything."""
-    bin_dir = tmp_path_factory.mktemp("bin")
-    exe = bin_dir / "apptainer"
-    exe.write_text('#!/bin/sh\nif [ "$1" = "--version" ]; then echo "apptainer version 1.3.4"; exit 0; fi\n'
-                   'echo "stand-in apptainer: a dry run must not execute $*" >&2; exit 1\n')
-    exe.chmod(0o755)
-    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-
-
 def _dry(tmp_path, profile, backend, env, *extra):
     args = ["-n", "-p", "--profile", str(PROFILES / profile), "--config", f"simulation={{backend: {backend}}}"]
-    if profile != "local":
+    if profile == "slurm":  # the slurm profile sets no deployment method: containers as docs/cluster.md runs them
         args += ["--sdm", "apptainer"]
     proc = snakemake(tmp_path, *extra, *args, env=env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -90,7 +78,8 @@ def test_full_dag_resolves(tmp_path, fake_runtime, profile, backend):
 
 def test_paper_profile_is_16_cores_apptainer_and_100k_images():
     profile = yaml.safe_load((PROFILES / "paper" / "config.yaml").read_text())
-    assert profile["cores"] == 16 and profile["software-deployment-method"] == ["apptainer", "conda"]
+    # = `snakemake --cores 16 --use-singularity` + paper.yaml (settings only; no conda to install)
+    assert profile["cores"] == 16 and profile["software-deployment-method"] == ["apptainer"]
     paper = yaml.safe_load((PROFILES / "paper" / "paper.yaml").read_text())["simulation"]
     assert paper["backend"] == "container" and paper["mean_pileup"] == 50
     assert paper["events_per_sample"] * 0.8 >= 100_000       # ~0.8 images per kept event
@@ -136,7 +125,7 @@ def test_container_commands_use_the_image_cards_and_native_seeds(tmp_path, fake_
     assert pileup.startswith(f"{DEFAULT['delphes_bin']}/hepmc2pileup ")
     (minbias,) = cmds["container_minbias_hepmc"]
     # the native pile-up library's seed and generator: the same library as the native backend
-    assert minbias.startswith("python -m simulation.container minbias-hepmc")
+    assert minbias.startswith("python -m simulation.container minbias-hepmc")  # `python`: common.smk's prefix
     assert f"--seed {chunk_seed(seed, 'minbias', 0, 'pythia')} " in minbias
 
 

@@ -39,51 +39,58 @@ for _section in CONFIG_SECTIONS:
         _validate_section(config[_section], _schema, (_section,))
 
 # simulation.container (container backend images and paths) has its own schema; it is
-# checked here because its python_image is also the image of every Python stage.
+# checked here because its python_image is also the image of the Python stages under
+# --use-singularity --use-conda.
 _CONTAINER_SCHEMA = PROJECT_DIR / "simulation" / "container" / "config.schema.yaml"
 if _CONTAINER_SCHEMA.exists():  # (absent only in stripped-down test workflows)
     _validate_section(config["simulation"].setdefault("container", {}), _CONTAINER_SCHEMA,
                       ("simulation", "container"))
-
-    # With --use-apptainer, rules without an image of their own run in this conda-capable
-    # image, where `conda:` (envs/pipeline.yaml) builds the Python environment (envs/containers.md).
-    container: config["simulation"]["container"]["python_image"]
 
 
 OUTDIR = Path(config["outdir"])
 SAMPLES = list(config["samples"])
 SEED = int(config["seed"])
 
-# Which Python runs the package CLIs: by default the one that runs Snakemake (the project
-# venv); with --use-conda / --use-apptainer, the `python` of the rule's environment.
+# Where each rule runs is decided by the deployment flags (envs/containers.md, "Which flags do
+# what"). Rules with an image of their own (the MadGraph/Pythia/Delphes rules) run in it under
+# --use-singularity/--use-apptainer. The Python stages (the rules whose `conda` is CONDA_ENV) run
+#   - without --use-conda: on this machine, in the Python that runs Snakemake (the venv of
+#     `make setup`), also under --use-singularity (no image of theirs, so no container);
+#   - with --use-conda: in envs/pipeline.yaml, which Snakemake builds inside
+#     simulation.container.python_image (a conda base image) when containers are on too.
 from snakemake.settings.types import DeploymentMethod
 
 _DEPLOY = workflow.deployment_settings.deployment_method
 USES_CONDA = DeploymentMethod.CONDA in _DEPLOY
 USES_CONTAINERS = DeploymentMethod.APPTAINER in _DEPLOY
-PYTHON = "python" if (USES_CONDA or USES_CONTAINERS) else sys.executable
+PYTHON = "python" if USES_CONDA else sys.executable
+
+if USES_CONTAINERS and USES_CONDA and _CONTAINER_SCHEMA.exists():
+    # rules without an image of their own: the conda-capable image that envs/pipeline.yaml is built in
+    container: config["simulation"]["container"]["python_image"]
+
+if USES_CONTAINERS and "--writable-tmpfs" not in workflow.deployment_settings.apptainer_args.split():
+    # MadGraph writes small caches next to its installation inside the image (read-only without it)
+    workflow.deployment_settings.apptainer_args = (
+        f"{workflow.deployment_settings.apptainer_args} --writable-tmpfs".strip())
 
 # simulation.backend: auto -> the container backend when Snakemake runs containers.
 if config["simulation"].get("backend", "auto") == "auto":
     config["simulation"]["backend"] = "container" if USES_CONTAINERS else "native"
-if USES_CONTAINERS and not USES_CONDA:
-    logger.warning(
-        "Containers are on but conda is not: the Python stages run in simulation.container.python_image "
-        "with envs/pipeline.yaml only when --use-conda is given too. Use "
-        "`snakemake --cores 16 --use-singularity --use-conda` or `--profile workflow/profiles/paper`."
-    )
+if USES_CONTAINERS or USES_CONDA:
+    _where = (f"in envs/pipeline.yaml inside {config['simulation'].get('container', {}).get('python_image')}"
+              if USES_CONTAINERS and USES_CONDA else "in envs/pipeline.yaml" if USES_CONDA
+              else f"on this machine with {sys.executable}, no container")
+    logger.info(f"Python stages run {_where} (envs/containers.md).")
 CONDA_ENV = str(PROJECT_DIR / "envs" / "pipeline.yaml")
 # The package CLIs (python -m simulation|imaging|model|analysis) import from the project
 # folder, whatever the working directory (--directory) is. Shell commands call them as
-# `python -m ...`: without conda/containers `python` is a shell function for the Python that
-# runs Snakemake (so which interpreter runs a job is not a job parameter: a new venv path reruns
-# nothing); with them, the environment's own python. The container backend's host-side rendering
-# jobs call `host_python`, always the Python that runs Snakemake.
+# `python -m ...`: without --use-conda `python` is a shell function for the Python that runs
+# Snakemake (so which interpreter runs a job is not a job parameter: a new venv path reruns
+# nothing); with it, the environment's own python. Scripts a rule starts (bash ...) do not see
+# the function: inside an image they find the image's own python.
 # (Snakemake formats the prefix: doubled braces are literal braces.)
-_SHELL_PREFIX = (
-    f'export PYTHONPATH="{PROJECT_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
-    f'host_python() {{{{ {shlex.quote(sys.executable)} "$@"; }}}}; '
-)
+_SHELL_PREFIX = f'export PYTHONPATH="{PROJECT_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 if PYTHON != "python":
     _SHELL_PREFIX += f'python() {{{{ {shlex.quote(PYTHON)} "$@"; }}}}; '
 shell.prefix(_SHELL_PREFIX)

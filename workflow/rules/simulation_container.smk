@@ -1,5 +1,5 @@
 # Simulation, container backend (config simulation.backend: container), run with
-#   snakemake --sdm apptainer conda ...   (profiles: workflow/profiles/paper, .../slurm)
+#   snakemake --cores 16 --use-singularity   (profiles: workflow/profiles/paper, .../slurm)
 #
 #   MadGraph5_aMC@NLO gridpack per sample  ->  LHE per chunk  ->  Pythia 8 shower
 #   (MG5aMC_PY8_interface)  ->  muon filter  ->  Delphes with pile-up  ->  chunk ROOT
@@ -19,10 +19,11 @@ _validate_section(SIM.setdefault("container", {}), PROJECT_DIR / "simulation" / 
                   ("simulation", "container"))
 _CT = SIM["container"]
 CONTAINER_IMAGE = _CT["image"]  # MG5 + Pythia 8 + Delphes (public image, envs/containers.md)
-PYTHON_IMAGE = _CT["python_image"]  # conda-capable base image: envs/pipeline.yaml built inside
 CONTAINER_SCRIPTS = PROJECT_DIR / "simulation" / "container"
-# Rendering rules (cards, command files) are cheap local rules run by the Python that runs
-# Snakemake (the project's environment), outside any container: `host_python` (common.smk).
+# Rules with `container: CONTAINER_IMAGE` run MadGraph, Pythia and Delphes in that image. The
+# rules that run the project's Python (the cheap local rendering rules of cards and command
+# files, and the min-bias generation) are Python stages like imaging: `conda: CONDA_ENV` and
+# `python -m ...`, on this machine unless --use-conda is given too (common.smk).
 
 localrules:
     container_mg5_script,
@@ -38,8 +39,10 @@ rule container_mg5_script:
         nb_core=_CT["gridpack_threads"],
     log:
         LOGS / "container_mg5_script" / "{sample}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "host_python -m simulation.container mg5-script --sample {wildcards.sample}"
+        "python -m simulation.container mg5-script --sample {wildcards.sample}"
         " --process-dir {params.process_dir} --nb-core {params.nb_core} --out {output} > {log} 2>&1"
 
 
@@ -102,8 +105,10 @@ rule container_shower_card:
         settings=simulation_settings("shower-card"),
     log:
         LOGS / "container_shower_card" / "{sample}_chunk{chunk}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "host_python -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
+        "python -m simulation.container shower-card --sample {wildcards.sample} --lhe {input.lhe}"
         " --hepmc /dev/fd/3 --seed {params.seed} --n-events {params.n_events} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
 
@@ -119,8 +124,10 @@ rule container_delphes_card:
         settings=simulation_settings("delphes-card"),
     log:
         LOGS / "container_delphes_card" / "{sample}_chunk{chunk}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "host_python -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
+        "python -m simulation.container delphes-card --card {input.card} --pileup {input.pileup}"
         " --seed {params.seed} --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
@@ -172,8 +179,6 @@ rule container_minbias_hepmc:
         runtime=240,
     conda:
         CONDA_ENV
-    container:
-        PYTHON_IMAGE
     shell:
         "python -m simulation.container minbias-hepmc --seed {params.seed} --config-json {params.settings:q}"
         " --out {output} > {log} 2>&1"
