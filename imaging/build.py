@@ -60,8 +60,8 @@ def _load_reference(reference: Path, sample: str) -> tuple[np.ndarray, np.ndarra
 
 def chunk_towers(chunk: EventChunk, mu: SelectedMuons, config: ImagingConfig) -> TowerSet:
     """The towers of the selected muons of one chunk that reach their images under `config.tower_shape`."""
-    return extract_towers(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_et_ecal,
-                          chunk.tower_et_hcal, chunk.tower_edges, mu.event, mu.eta, mu.phi,
+    return extract_towers(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_et, chunk.tower_eem,
+                          chunk.tower_ehad, chunk.tower_edges, mu.event, mu.eta, mu.phi,
                           tower_shape=config.tower_shape, npix=config.npix, radius=config.radius)
 
 

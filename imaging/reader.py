@@ -48,8 +48,9 @@ class EventChunk:
     tower_offsets: np.ndarray  # (n_events + 1,) int64
     tower_eta: np.ndarray  # (n_towers,) float32
     tower_phi: np.ndarray  # (n_towers,) float32, rad
-    tower_et_ecal: np.ndarray  # (n_towers,) float32, GeV: ECal part of Tower.ET (see `tower_et_parts`)
-    tower_et_hcal: np.ndarray  # (n_towers,) float32, GeV: HCal part of Tower.ET
+    tower_et: np.ndarray  # (n_towers,) float32, GeV: Tower.ET
+    tower_eem: np.ndarray  # (n_towers,) float32, GeV: Tower.Eem (ECal energy)
+    tower_ehad: np.ndarray  # (n_towers,) float32, GeV: Tower.Ehad (HCal energy)
     tower_edges: np.ndarray  # (n_towers, 4) float32 cell edges (eta_min, eta_max, phi_min, phi_max)
     muon_offsets: np.ndarray  # (n_events + 1,) int64
     muon_pt: np.ndarray  # (n_muons,) float32, GeV
@@ -180,22 +181,6 @@ def _event_weight(array: ak.Array, path: Path) -> np.ndarray:
     raise ImagingError(f"{path}: branch '{EVENT_WEIGHT}' has type {array.type}, expected one number per event")
 
 
-def tower_et_parts(et: np.ndarray, eem: np.ndarray, ehad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ECal part, HCal part) of each tower's ET in GeV, float32: Tower.ET split as Eem : Ehad.
-
-    Eem / cosh(eta) and Ehad / cosh(eta) in exact arithmetic; computed from Tower.ET (which Delphes
-    rounds from its double-precision eta, where Tower.Eta is already float32) so that a tower of
-    one calorimeter (every tower of the CMS cards, which merge separate ECal and HCal towers)
-    keeps Tower.ET bit for bit in its part and exactly 0 in the other. A tower with
-    Eem + Ehad = 0 keeps its ET in the ECal part.
-    """
-    total = eem.astype(np.float64) + ehad
-    ecal_share = np.divide(eem, total, out=np.ones_like(total), where=total != 0)
-    hcal_share = np.divide(ehad, total, out=np.zeros_like(total), where=total != 0)
-    et64 = et.astype(np.float64)
-    return (et64 * ecal_share).astype(np.float32), (et64 * hcal_share).astype(np.float32)
-
-
 def read_chunk(
     branches: dict[str, Any], path: Path, start: int, stop: int, quantity: str, tower_shape: str = "point"
 ) -> EventChunk:
@@ -218,7 +203,6 @@ def read_chunk(
         offsets, columns[name] = _jagged_flat(arrays[name], name, path, np.float32)
         if not np.array_equal(offsets, tower_offsets):
             raise ImagingError(f"{path}: branch '{name}' has a different tower count than 'Tower.Eta'")
-    et_ecal, et_hcal = tower_et_parts(*(columns[name] for name in TOWER_VALUES))
     muon = {}
     muon_offsets = None
     for name in MUON_BRANCHES:
@@ -241,7 +225,8 @@ def read_chunk(
     return EventChunk(
         path=path, entry_start=start, n_events=n_events,
         tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"],
-        tower_et_ecal=et_ecal, tower_et_hcal=et_hcal, tower_edges=edges,
+        tower_et=columns["Tower.ET"], tower_eem=columns["Tower.Eem"], tower_ehad=columns["Tower.Ehad"],
+        tower_edges=edges,
         muon_offsets=muon_offsets, muon_pt=muon["Muon.PT"], muon_eta=muon["Muon.Eta"],
         muon_phi=muon["Muon.Phi"], muon_charge=muon["Muon.Charge"], event_weight=weight,
     )

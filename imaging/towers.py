@@ -264,12 +264,30 @@ def contributing_towers(towers: TowerSet, *, tower_shape: str, npix: int = 32, r
     return keep
 
 
+def tower_et_parts(et: np.ndarray, eem: np.ndarray, ehad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ECal part, HCal part) of each tower's ET in GeV, float32: Delphes' Tower.ET split as Eem : Ehad.
+
+    In exact arithmetic these are Eem / cosh(eta) and Ehad / cosh(eta). They are computed from
+    Tower.ET, which Delphes rounds to float32 from its double-precision tower, rather than from the
+    float32 Tower.Eta, so that a tower of one calorimeter (every tower of the CMS cards, which merge
+    separate ECal and HCal towers) keeps Tower.ET bit for bit in its part and exactly 0 in the other:
+    point images of quantity et equal the Tower.ET images of schema_version 1. A tower with
+    Eem + Ehad = 0 keeps its ET in the ECal part.
+    """
+    total = eem.astype(np.float64) + ehad
+    ecal_share = np.divide(eem, total, out=np.ones_like(total), where=total != 0)
+    hcal_share = np.divide(ehad, total, out=np.zeros_like(total), where=total != 0)
+    et64 = et.astype(np.float64)
+    return (et64 * ecal_share).astype(np.float32), (et64 * hcal_share).astype(np.float32)
+
+
 def extract_towers(
     tower_offsets: np.ndarray,
     tower_eta: np.ndarray,
     tower_phi: np.ndarray,
-    tower_et_ecal: np.ndarray,
-    tower_et_hcal: np.ndarray,
+    tower_et: np.ndarray,
+    tower_eem: np.ndarray,
+    tower_ehad: np.ndarray,
     tower_edges: np.ndarray,
     muon_event: np.ndarray,
     muon_eta: np.ndarray,
@@ -282,10 +300,12 @@ def extract_towers(
     """The towers of each selected muon that reach its image under `tower_shape`, relative to the muon.
 
     Tower arrays are flat over a chunk of events with `tower_offsets` (n_events + 1); `muon_event[i]`
-    is muon i's event. Absolute `tower_edges` (n_towers, 4) = (eta_min, eta_max, phi_min, phi_max)
-    of each cell (Delphes Tower.Edges). Relative coordinates are computed in float64 and stored as
-    float32; the rendering uses the float32 values, so the stored towers reproduce the image. Within
-    an image the towers keep their Delphes order (the order in which the points are summed).
+    is muon i's event. Delphes' Tower.ET, Eem, Ehad (GeV) give et_ecal and et_hcal (`tower_et_parts`,
+    computed for the towers near a muon only). Absolute `tower_edges` (n_towers, 4) = (eta_min,
+    eta_max, phi_min, phi_max) of each cell (Delphes Tower.Edges). Relative coordinates are computed
+    in float64 and stored as float32; the rendering uses the float32 values, so the stored towers
+    reproduce the image. Within an image the towers keep their Delphes order (the order in which
+    the points are summed).
     """
     n_img = int(muon_event.shape[0])
     if n_img == 0 or tower_eta.shape[0] == 0:
@@ -304,11 +324,12 @@ def extract_towers(
     phi_lo = delta_phi(abs_edges[:, 2], mu_phi)  # the low phi edge wrapped around the muon; the cell keeps its width
     rel_edges = np.column_stack([abs_edges[:, 0] - mu_eta, abs_edges[:, 1] - mu_eta, phi_lo,
                                  phi_lo + (abs_edges[:, 3] - abs_edges[:, 2])]).astype(np.float32)
+    et_ecal, et_hcal = tower_et_parts(tower_et[towers], tower_eem[towers], tower_ehad[towers])
     candidates = TowerSet(
         offsets=np.array([0, towers.size], dtype=np.int64),  # one pseudo-image: only `contributing_towers` reads it
         deta=(tower_eta[towers].astype(np.float64) - mu_eta).astype(np.float32),
         dphi=delta_phi(tower_phi[towers], mu_phi).astype(np.float32),
-        et_ecal=tower_et_ecal[towers], et_hcal=tower_et_hcal[towers], edges=rel_edges,
+        et_ecal=et_ecal, et_hcal=et_hcal, edges=rel_edges,
     )
     keep = contributing_towers(candidates, tower_shape=tower_shape, npix=npix, radius=radius)
     order = np.flatnonzero(keep)

@@ -13,8 +13,9 @@ PITCH = 0.025  # 0.8 / 32
 def _cell_images(tower_offsets, cells, eta, values, muon_event, muon_eta, muon_phi):
     """Cell images through the build's path: towers of each muon (extract_towers), then render_towers."""
     cells = np.asarray(cells, dtype=np.float32).reshape(-1, 4)
+    values = np.asarray(values, np.float32)
     towers = extract_towers(tower_offsets, np.asarray(eta, np.float32), cells[:, 2:].mean(axis=1),
-                            np.asarray(values, np.float32), np.zeros(len(cells), np.float32), cells,
+                            values, values, np.zeros(len(cells), np.float32), cells,
                             muon_event, muon_eta, muon_phi, tower_shape="cell")
     return render_towers(towers, tower_shape="cell")
 
@@ -79,7 +80,8 @@ def _chunk(cells, eem, ehad, tower_eta, tower_phi, muon_eta=0.0, muon_phi=0.0):
     f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
     chunk = EventChunk(
         path=None, entry_start=0, n_events=1, tower_offsets=np.array([0, n]), tower_eta=f32(tower_eta),
-        tower_phi=f32(tower_phi), tower_et_ecal=f32(eem), tower_et_hcal=f32(ehad),
+        tower_phi=f32(tower_phi), tower_et=f32(np.add(eem, ehad)), tower_eem=f32(eem),
+        tower_ehad=f32(ehad),
         tower_edges=f32(cells).reshape(-1, 4), muon_offsets=np.array([0, 1]), muon_pt=f32([12.0]),
         muon_eta=f32([muon_eta]), muon_phi=f32([muon_phi]), muon_charge=f32([1.0]), event_weight=np.ones(1))
     mu = SelectedMuons(event=np.array([0]), pt=f32([12.0]), eta=f32([muon_eta]), phi=f32([muon_phi]),
@@ -133,7 +135,8 @@ def test_mixed_ignores_ecal_only_towers_in_the_cell_pass_across_events():
     cells = f32([(0.0, 0.025, 0.0, 0.025), (0.0, 0.1, 0.0, 0.1)])
     chunk = EventChunk(
         path=None, entry_start=0, n_events=3, tower_offsets=np.array([0, 1, 1, 2]), tower_eta=f32([0.01, 0.05]),
-        tower_phi=f32([0.01, 0.05]), tower_et_ecal=f32([2.0, 0.0]), tower_et_hcal=f32([0.0, 8.0]), tower_edges=cells,
+        tower_phi=f32([0.01, 0.05]), tower_et=f32([2.0, 8.0]), tower_eem=f32([2.0, 0.0]), tower_ehad=f32([0.0, 8.0]),
+        tower_edges=cells,
         muon_offsets=np.array([0, 1, 1, 2]), muon_pt=f32([12, 12]), muon_eta=f32([0, 0]), muon_phi=f32([0, 0]),
         muon_charge=f32([1, 1]), event_weight=np.ones(3))
     mu = SelectedMuons(event=np.array([0, 2]), pt=f32([12, 12]), eta=f32([0, 0]), phi=f32([0, 0]),

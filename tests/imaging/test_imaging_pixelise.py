@@ -109,7 +109,8 @@ def test_all_muons_mode_centres_each_image_on_its_muon(delphes_file):
 
 def test_images_without_muons_are_empty():
     z = np.zeros(2, np.float32)
-    towers = extract_towers(np.array([0, 2]), z, z, np.ones(2, np.float32), z, np.zeros((2, 4), np.float32),
+    towers = extract_towers(np.array([0, 2]), z, z, np.ones(2, np.float32), np.ones(2, np.float32), z,
+                            np.zeros((2, 4), np.float32),
                             np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
                             tower_shape="point")
     assert len(towers) == 0 and towers.n_towers == 0

@@ -73,8 +73,8 @@ def test_mixed_draws_the_ecal_part_as_a_point_and_the_hcal_part_over_the_cell():
 def test_phi_wraps_around_pi_from_delphes_coordinates_to_pixels():
     """Muon just below +pi; a tower and its cell just above -pi sit at d-phi +0.01 .. +0.06."""
     cells = np.array([[0.0, 0.025, -np.pi, -np.pi + 0.05]], F32)
-    towers = extract_towers(np.array([0, 1]), F32([0.01]), F32([-np.pi + 0.03]), F32([0.0]), F32([10.0]), cells,
-                            np.array([0]), F32([0.0]), F32([np.pi - 0.01]), tower_shape="mixed")
+    towers = extract_towers(np.array([0, 1]), F32([0.01]), F32([-np.pi + 0.03]), F32([10.0]), F32([0.0]),
+                            F32([10.0]), cells, np.array([0]), F32([0.0]), F32([np.pi - 0.01]), tower_shape="mixed")
     assert towers.n_towers == 1
     assert towers.dphi[0] == pytest.approx(0.04, abs=1e-6)
     np.testing.assert_allclose(towers.edges[0], [0.0, 0.025, 0.01, 0.06], atol=1e-6)
@@ -121,9 +121,9 @@ def test_extracted_towers_are_relative_to_their_muon_and_in_delphes_order(shape)
     tower_eta = F32([0.52, 0.45, 2.0, -1.05, 1.25, -0.98])
     tower_phi = F32([1.01, 1.2, 1.0, -3.12, -2.1, 3.05])
     cells = np.column_stack([tower_eta - 0.01, tower_eta + 0.01, tower_phi - 0.01, tower_phi + 0.01]).astype(F32)
-    towers = extract_towers(np.array([0, 3, 6]), tower_eta, tower_phi, F32([1, 2, 4, 8, 16, 32]), np.zeros(6, F32),
-                            cells, np.array([0, 1, 1]), F32([0.5, -1.0, 1.2]), F32([1.0, 3.1, -2.0]),
-                            tower_shape=shape)
+    et = F32([1, 2, 4, 8, 16, 32])
+    towers = extract_towers(np.array([0, 3, 6]), tower_eta, tower_phi, et, et, np.zeros(6, F32), cells,
+                            np.array([0, 1, 1]), F32([0.5, -1.0, 1.2]), F32([1.0, 3.1, -2.0]), tower_shape=shape)
     assert towers.counts().tolist() == [2, 2, 1] and towers.problems() == []
     np.testing.assert_array_equal(towers.et_ecal, F32([1, 2, 8, 32, 16]))  # Delphes order within each image
     np.testing.assert_allclose(towers.deta, [0.02, -0.05, -0.05, 0.02, 0.05], atol=1e-6)
