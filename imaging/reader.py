@@ -186,7 +186,9 @@ def read_chunk(
 ) -> EventChunk:
     """Read events [start, stop) of one file into an `EventChunk`.
 
-    `branches` must be those of `branches_needed(quantity, ..., tower_shape)`.
+    `branches` must be those of `branches_needed(quantity, ..., tower_shape)` (`Tower.Edges[4]` may
+    be absent: zero-size cells at the towers' positions; `quantity` and `tower_shape` no longer change
+    what is read and stay for the callers).
     """
     arrays = {}
     for name, branch in branches.items():
