@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from imaging_cases import CENTRES
 
+import imaging.towers as towers_module
 from imaging import ImagingConfig, build_images, write_images
 from imaging.h5schema import SCHEMA_VERSION, ImageFileError, file_has_towers, read_image_file, write_image_file
 from imaging.synthetic import random_delphes_events, random_towers
@@ -90,6 +91,15 @@ def test_empty_images_render_to_zero():
         assert img.shape == (3, 32, 32) and not img.any()
     with pytest.raises(ValueError, match="tower_shape"):
         render_towers(towers, tower_shape="blob")
+
+
+@pytest.mark.parametrize("shape", ["point", "cell", "mixed"])
+def test_rendering_in_blocks_of_images_gives_the_same_images(monkeypatch, shape):
+    towers = random_towers(50, seed=9)
+    whole = render_towers(towers, tower_shape=shape)
+    monkeypatch.setattr(towers_module, "RENDER_BLOCK", 7)
+    np.testing.assert_array_equal(render_towers(towers, tower_shape=shape), whole)
+    assert whole.any()
 
 
 # ---------------------------------------------------------------- which towers are stored
