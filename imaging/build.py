@@ -20,11 +20,11 @@ from common.provenance import file_digest, provenance
 from .config import ImagingConfig
 from .errors import ImagingError
 from .h5schema import ImageFileError, read_image_file, write_image_file
-from .pixelise import make_cell_images, make_images
 from .reader import EventChunk, iter_input_chunks, open_inputs
 from .reweight import ReweightResult, reweight_to_reference
 from .selection import SelectedMuons, select_muons
 from .statistics import SampleStatistics, summarise
+from .towers import TowerSet, extract_towers, render_towers
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class ImageBuild:
     reweight: ReweightResult | None = None
     reference: Path | None = None
     notes: list[str] = field(default_factory=list)
+    towers: TowerSet | None = None  # the towers each image is rendered from (render_towers(towers) == images)
 
 
 def _load_reference(reference: Path, sample: str) -> tuple[np.ndarray, np.ndarray]:
@@ -57,20 +58,19 @@ def _load_reference(reference: Path, sample: str) -> tuple[np.ndarray, np.ndarra
     return ref.muon_pt.astype(np.float64), ref.weight
 
 
-def render_images(chunk: EventChunk, mu: SelectedMuons, config: ImagingConfig) -> np.ndarray:
-    """Images of the selected muons of one chunk, towers drawn as `config.tower_shape` says."""
-    geometry = dict(npix=config.npix, radius=config.radius)
-    if config.tower_shape == "cell":
-        return make_cell_images(chunk.tower_offsets, chunk.tower_edges, chunk.tower_eta, chunk.tower_value,
-                                mu.event, mu.eta, mu.phi, **geometry)
-    images = make_images(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_value,
-                         mu.event, mu.eta, mu.phi, **geometry)
-    if config.tower_shape == "mixed":  # ECal part as points (above), HCal part over its cells
-        has_hcal = chunk.tower_value_cell > 0  # most towers are ECal-only: spread only the others
-        offsets = np.r_[0, np.cumsum(has_hcal)][chunk.tower_offsets]  # per-event slices of the kept towers
-        images += make_cell_images(offsets, chunk.tower_edges[has_hcal], chunk.tower_eta[has_hcal],
-                                   chunk.tower_value_cell[has_hcal], mu.event, mu.eta, mu.phi, **geometry)
-    return images
+def chunk_towers(chunk: EventChunk, mu: SelectedMuons, config: ImagingConfig) -> TowerSet:
+    """The towers of the selected muons of one chunk that reach their images under `config.tower_shape`."""
+    return extract_towers(chunk.tower_offsets, chunk.tower_eta, chunk.tower_phi, chunk.tower_et, chunk.tower_eem,
+                          chunk.tower_ehad, chunk.tower_edges, mu.event, mu.eta, mu.phi,
+                          tower_shape=config.tower_shape, npix=config.npix, radius=config.radius)
+
+
+def render_images(chunk: EventChunk, mu: SelectedMuons, config: ImagingConfig) -> tuple[np.ndarray, TowerSet]:
+    """Images of the selected muons of one chunk and the towers they are rendered from (`render_towers`)."""
+    towers = chunk_towers(chunk, mu, config)
+    images = render_towers(towers, tower_shape=config.tower_shape, npix=config.npix, radius=config.radius,
+                           quantity=config.quantity)
+    return images, towers
 
 
 def build_images(
@@ -99,6 +99,7 @@ def build_images(
                            "the simulation produced empty trees - rerun it with more events")
     log.info("%s: %d events in %d file(s)", sample, total, len(paths))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("images", "pt", "eta", "phi", "charge", "w")}  # per chunk
+    tower_parts: list[TowerSet] = []
     events_selected = muons_selected = nonzero = 0
     bar = tqdm(total=total, unit="ev", desc=f"images {sample}", disable=not progress, mininterval=2.0)
     for chunk in iter_input_chunks(inputs, config.quantity, config.read_chunk_entries, config.tower_shape):
@@ -107,7 +108,8 @@ def build_images(
             pt_min=config.muon_pt_min, pt_max=config.muon_pt_max,
             abs_eta_max=config.muon_abs_eta_max, mode=config.muons_per_event,
         )
-        images = render_images(chunk, mu, config)
+        images, towers = render_images(chunk, mu, config)
+        tower_parts.append(towers)
         events_selected += int(np.count_nonzero(np.diff(mu.event, prepend=-1))) if len(mu) else 0
         muons_selected += mu.n_candidates
         nonzero += int(np.count_nonzero(images))
@@ -137,7 +139,8 @@ def build_images(
         log.warning("signal is not reweighted to the background muon pT (no reference given): weights are "
                     "the event weights; configure the background sample to reweight")
     stats = summarise(sample, len(paths), total, events_selected, muons_selected, nonzero, config.npix, pt, weight)
-    return ImageBuild(images, pt, eta, phi, charge, weight, stats, entries, result_reweight, ref_path)
+    return ImageBuild(images, pt, eta, phi, charge, weight, stats, entries, result_reweight, ref_path,
+                      towers=TowerSet.concatenate(tower_parts))
 
 
 def _normalised_event_weight(w: np.ndarray) -> np.ndarray:
@@ -195,8 +198,8 @@ def write_images(
     return write_image_file(
         path, build.images, build.muon_pt, build.weight,
         muon_eta=build.muon_eta, muon_phi=build.muon_phi, muon_charge=build.muon_charge,
-        sample=sample, radius=config.radius, kind="real", provenance=record,
+        sample=sample, radius=config.radius, kind="real", provenance=record, towers=build.towers,
         extra_attrs={"imaging_config": config.as_dict(), "statistics": stats, "quantity": config.quantity,
-                     "muons_per_event": config.muons_per_event,
+                     "muons_per_event": config.muons_per_event, "tower_shape": config.tower_shape,
                      "reweighted_to": str(build.reference) if build.reference is not None else ""},
     )

@@ -6,12 +6,14 @@ import json
 import logging
 from collections.abc import Sequence
 
+import numpy as np
+
 from common import cli
 from common.settings import add_config_argument, parse_section
 
 from .build import build_images, write_images
 from .config import ImagingConfig
-from .h5schema import read_image_file
+from .h5schema import file_has_towers, read_image_file
 
 log = logging.getLogger("imaging")
 
@@ -56,7 +58,7 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    data = read_image_file(args.path)
+    data = read_image_file(args.path, towers=file_has_towers(args.path))
     raw = data.attrs.get("statistics") or "{}"
     try:
         stats = json.loads(raw) if isinstance(raw, str) else dict(raw)
@@ -73,6 +75,10 @@ def _cmd_info(args: argparse.Namespace) -> None:
     zero = 1.0 - (data.images != 0).mean() if len(data) else float("nan")
     wmean = float((data.weight * data.muon_pt).sum() / data.weight.sum()) if len(data) else float("nan")
     print(f"  zero-pixel fraction={100 * zero:.2f} %  weighted mean muon pT={wmean:.3f} GeV")
+    print(f"  schema_version={data.attrs.get('schema_version', 1)}  tower_shape={data.attrs.get('tower_shape', '?')}  "
+          + (f"towers={data.towers.n_towers} ({data.towers.n_towers / max(len(data), 1):.2f} per image; "
+             f"ECal {np.count_nonzero(data.towers.et_ecal)}, HCal {np.count_nonzero(data.towers.et_hcal)})"
+             if data.towers is not None else "towers=none"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

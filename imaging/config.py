@@ -13,7 +13,8 @@ import numpy as np
 
 from .errors import ImagingError
 
-#: Image quantity -> Delphes Tower branches it needs (besides Tower.Eta/Phi).
+#: Image quantity -> the Delphes Tower branch it stands for. Every quantity reads Tower.ET, Eem and Ehad:
+#: the stored towers carry both parts (imaging.towers.tower_et_parts) and the quantity picks what is drawn.
 QUANTITY_BRANCHES: dict[str, tuple[str, ...]] = {
     "et": ("Tower.ET",),  # total transverse energy (GeV)
     "et_ecal": ("Tower.Eem",),  # ECAL part, Eem / cosh(eta) (GeV)
@@ -24,7 +25,7 @@ MUONS_PER_EVENT = ("leading", "all")
 #: mixed: the ECal part (Eem) as a point, the HCal part (Ehad) over the cell (a coarse HCal cell does not
 #: know where in it the energy fell; Delphes draws the tower position at random inside the cell)
 TOWER_SHAPES = ("point", "cell", "mixed")
-#: Image quantity -> which calorimeter parts it sums, for tower_shape mixed: (ECal part, HCal part).
+#: Image quantity -> which calorimeter parts of a tower it draws: (ECal part, HCal part).
 QUANTITY_PARTS: dict[str, tuple[bool, bool]] = {"et": (True, True), "et_ecal": (True, False), "et_hcal": (False, True)}
 
 

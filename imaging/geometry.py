@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .h5schema import pixel_edges
-
 TWO_PI = 2.0 * np.pi
 
 
@@ -29,6 +27,11 @@ def delta_r(
 def within_radius(deta: np.ndarray, dphi: np.ndarray, radius: float) -> np.ndarray:
     """dR < radius for offsets already computed (d-phi wrapped): the cone cut of the images."""
     return deta * deta + dphi * dphi < radius * radius
+
+
+def pixel_edges(npix: int, radius: float) -> np.ndarray:
+    """Pixel edges (npix + 1,) along d-eta or d-phi: [-radius, radius] in npix equal bins."""
+    return np.linspace(-radius, radius, npix + 1)
 
 
 def pixel_index(offset: np.ndarray, npix: int, radius: float) -> np.ndarray:

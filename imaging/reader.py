@@ -17,7 +17,6 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .config import QUANTITY_BRANCHES, QUANTITY_PARTS
 from .errors import ImagingError
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ TOWER_POSITION = ("Tower.Eta", "Tower.Phi")
 MUON_BRANCHES = ("Muon.PT", "Muon.Eta", "Muon.Phi", "Muon.Charge")
 EVENT_WEIGHT = "Event.Weight"
 TOWER_EDGES = "Tower.Edges[4]"  # (eta_min, eta_max, phi_min, phi_max) of each tower's cell
-TOWER_PARTS = ("Tower.Eem", "Tower.Ehad")  # ECal and HCal energy of each tower (GeV)
+TOWER_VALUES = ("Tower.ET", "Tower.Eem", "Tower.Ehad")  # tower ET, its ECal and HCal energy (GeV)
 
 
 @dataclass
@@ -49,23 +48,33 @@ class EventChunk:
     tower_offsets: np.ndarray  # (n_events + 1,) int64
     tower_eta: np.ndarray  # (n_towers,) float32
     tower_phi: np.ndarray  # (n_towers,) float32, rad
-    tower_value: np.ndarray  # (n_towers,) float32, GeV: the configured image quantity (mixed: its ECal part)
+    tower_et: np.ndarray  # (n_towers,) float32, GeV: Tower.ET
+    tower_eem: np.ndarray  # (n_towers,) float32, GeV: Tower.Eem (ECal energy)
+    tower_ehad: np.ndarray  # (n_towers,) float32, GeV: Tower.Ehad (HCal energy)
+    tower_edges: np.ndarray  # (n_towers, 4) float32 cell edges (eta_min, eta_max, phi_min, phi_max)
     muon_offsets: np.ndarray  # (n_events + 1,) int64
     muon_pt: np.ndarray  # (n_muons,) float32, GeV
     muon_eta: np.ndarray  # (n_muons,) float32
     muon_phi: np.ndarray  # (n_muons,) float32, rad
     muon_charge: np.ndarray  # (n_muons,) float32
     event_weight: np.ndarray  # (n_events,) float64
-    tower_edges: np.ndarray | None = None  # (n_towers, 4) float32 cell edges, when read (tower_shape cell, mixed)
-    tower_value_cell: np.ndarray | None = None  # (n_towers,) float32, GeV: mixed only, the HCal part (over cells)
 
 
 def branches_needed(quantity: str, use_event_weight: bool, tower_shape: str = "point") -> tuple[str, ...]:
-    """The Delphes branches read for an image quantity and tower shape (nothing else is read)."""
+    """The Delphes branches read (nothing else is read).
+
+    Every tower is stored with its ECal and HCal ET and its cell whatever the image quantity, so
+    the tower branches do not depend on `quantity`; `Tower.Edges[4]` may be missing for tower_shape
+    point (`optional_branches`). The arguments stay for the callers that pass them.
+    """
     weight = (EVENT_WEIGHT,) if use_event_weight else ()
-    edges = (TOWER_EDGES,) if tower_shape in ("cell", "mixed") else ()
-    values = TOWER_PARTS if tower_shape == "mixed" else QUANTITY_BRANCHES[quantity]
-    return (*TOWER_POSITION, *edges, *values, *MUON_BRANCHES, *weight)
+    return (*TOWER_POSITION, TOWER_EDGES, *TOWER_VALUES, *MUON_BRANCHES, *weight)
+
+
+def optional_branches(tower_shape: str) -> tuple[str, ...]:
+    """Branches a file may lack: without Tower.Edges (uproot-written test files) point towers get
+    zero-size cells at their own position; cell and mixed images need the cells."""
+    return (TOWER_EDGES,) if tower_shape == "point" else ()
 
 
 def open_delphes_tree(path: str | Path) -> Any:
@@ -98,15 +107,19 @@ def open_delphes_tree(path: str | Path) -> Any:
         ) from exc
 
 
-def resolve_branches(tree: Any, path: Path, names: Sequence[str]) -> dict[str, Any]:
-    """Map each Delphes branch name to the tree's branch/field object, or name what is missing."""
+def resolve_branches(tree: Any, path: Path, names: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+    """Map each Delphes branch name to the tree's branch/field object, or name what is missing.
+
+    Names in `optional` may be missing (they are then left out of the result).
+    """
     found: dict[str, Any] = {}
     missing = []
     for name in names:
         try:
             found[name] = tree[name]
         except Exception:  # uproot.KeyInFileError for TTrees and RNTuples alike
-            missing.append(name)
+            if name not in optional:
+                missing.append(name)
     if missing:
         collections = sorted({m.split(".")[0] for m in missing})
         raise ImagingError(
@@ -168,17 +181,14 @@ def _event_weight(array: ak.Array, path: Path) -> np.ndarray:
     raise ImagingError(f"{path}: branch '{EVENT_WEIGHT}' has type {array.type}, expected one number per event")
 
 
-def _transverse(energy: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """Transverse part E / cosh(eta) of a tower energy (GeV), float32."""
-    return (energy / np.cosh(eta.astype(np.float64))).astype(np.float32)
-
-
 def read_chunk(
     branches: dict[str, Any], path: Path, start: int, stop: int, quantity: str, tower_shape: str = "point"
 ) -> EventChunk:
     """Read events [start, stop) of one file into an `EventChunk`.
 
-    `branches` must be those of `branches_needed(quantity, ..., tower_shape)`.
+    `branches` must be those of `branches_needed(quantity, ..., tower_shape)` (`Tower.Edges[4]` may
+    be absent: zero-size cells at the towers' positions; `quantity` and `tower_shape` no longer change
+    what is read and stay for the callers).
     """
     arrays = {}
     for name, branch in branches.items():
@@ -191,19 +201,10 @@ def read_chunk(
             ) from exc
     tower_offsets, tower_eta = _jagged_flat(arrays["Tower.Eta"], "Tower.Eta", path, np.float32)
     columns = {}
-    value_names = TOWER_PARTS if tower_shape == "mixed" else QUANTITY_BRANCHES[quantity]
-    for name in ("Tower.Phi", *value_names):
+    for name in ("Tower.Phi", *TOWER_VALUES):
         offsets, columns[name] = _jagged_flat(arrays[name], name, path, np.float32)
         if not np.array_equal(offsets, tower_offsets):
             raise ImagingError(f"{path}: branch '{name}' has a different tower count than 'Tower.Eta'")
-    value_cell = None
-    if tower_shape == "mixed":  # ECal part drawn as a point, HCal part over the cell
-        value, value_cell = (_transverse(columns[name], tower_eta) if use else np.zeros_like(tower_eta)
-                             for name, use in zip(TOWER_PARTS, QUANTITY_PARTS[quantity], strict=True))
-    elif quantity == "et":
-        value = columns["Tower.ET"]
-    else:
-        value = _transverse(columns[QUANTITY_BRANCHES[quantity][0]], tower_eta)
     muon = {}
     muon_offsets = None
     for name in MUON_BRANCHES:
@@ -217,17 +218,19 @@ def read_chunk(
         weight = _event_weight(arrays[EVENT_WEIGHT], path)
     else:
         weight = np.ones(n_events, dtype=np.float64)
-    edges = None
     if TOWER_EDGES in arrays:
         offsets, edges = _jagged_rows(arrays[TOWER_EDGES], TOWER_EDGES, path, 4)
         if not np.array_equal(offsets, tower_offsets):
             raise ImagingError(f"{path}: branch '{TOWER_EDGES}' has a different tower count than 'Tower.Eta'")
+    else:  # no cells in the file (allowed for tower_shape point only): zero-size cells at the towers
+        edges = np.column_stack([tower_eta, tower_eta, columns["Tower.Phi"], columns["Tower.Phi"]])
     return EventChunk(
         path=path, entry_start=start, n_events=n_events,
-        tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"], tower_value=value,
+        tower_offsets=tower_offsets, tower_eta=tower_eta, tower_phi=columns["Tower.Phi"],
+        tower_et=columns["Tower.ET"], tower_eem=columns["Tower.Eem"], tower_ehad=columns["Tower.Ehad"],
+        tower_edges=edges,
         muon_offsets=muon_offsets, muon_pt=muon["Muon.PT"], muon_eta=muon["Muon.Eta"],
-        muon_phi=muon["Muon.Phi"], muon_charge=muon["Muon.Charge"], event_weight=weight, tower_edges=edges,
-        tower_value_cell=value_cell,
+        muon_phi=muon["Muon.Phi"], muon_charge=muon["Muon.Charge"], event_weight=weight,
     )
 
 
@@ -249,10 +252,11 @@ def open_inputs(
     branches), as much as reading ~1,000 events, so each file is opened only here.
     """
     names = branches_needed(quantity, use_event_weight, tower_shape)
+    optional = optional_branches(tower_shape)
     inputs = []
     for p in map(Path, paths):
         tree = open_delphes_tree(p)
-        inputs.append(DelphesInput(p, resolve_branches(tree, p, names), int(tree.num_entries)))
+        inputs.append(DelphesInput(p, resolve_branches(tree, p, names, optional), int(tree.num_entries)))
     return inputs
 
 

@@ -13,6 +13,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from .towers import TowerSet
+
 TOWER_FIELDS = ("ET", "Eta", "Phi", "Eem", "Ehad")
 MUON_FIELDS = ("PT", "Eta", "Phi", "Charge")
 
@@ -108,3 +110,47 @@ def random_delphes_events(
         "Charge": ak.unflatten(rng.choice([-1, 1], m).astype(np.int32), n_m),
     }
     return towers, muons, np.ones(n_events)
+
+
+def random_towers(
+    n_images: int,
+    *,
+    seed: int = 0,
+    ecal_per_image: float = 10.0,
+    hcal_per_image: float = 6.0,
+    radius: float = 0.4,
+    ecal_cell: float = 0.0174,
+    hcal_cell: float = 0.087,
+) -> TowerSet:
+    """Random towers around N muons on Delphes-like cell grids (no physics; for tests and benchmarks).
+
+    ECal-only towers (Poisson mean `ecal_per_image`, cells of `ecal_cell`) and HCal-only towers
+    (mean `hcal_per_image`, cells of `hcal_cell`); each grid is offset at random per image, as the
+    fixed detector grid is relative to a muon; the tower position is uniform inside its cell and
+    within dR < radius + one cell; ET exponential with mean 1 GeV (ECal) and 2 GeV (HCal).
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    for cell, mean, ecal in ((ecal_cell, ecal_per_image, True), (hcal_cell, hcal_per_image, False)):
+        counts = rng.poisson(mean, n_images)
+        img = np.repeat(np.arange(n_images), counts)
+        grid = rng.uniform(0, cell, (n_images, 2))[img]  # the grid's offset relative to each muon
+        reach = radius + cell
+        centre = rng.uniform(-reach, reach, (img.size, 2))
+        lo = np.floor((centre - grid) / cell) * cell + grid  # the cell holding that point
+        pos = lo + rng.uniform(0, cell, lo.shape)
+        et = rng.exponential(1.0 if ecal else 2.0, img.size)
+        parts.append((img, pos, lo, et, ecal))
+    img = np.concatenate([p[0] for p in parts])
+    order = np.argsort(img, kind="stable")
+    pos = np.concatenate([p[1] for p in parts])[order]
+    lo = np.concatenate([p[2] for p in parts])[order]
+    width = np.concatenate([np.full(p[0].size, c) for p, c in zip(parts, (ecal_cell, hcal_cell), strict=True)])[order]
+    et = np.concatenate([p[3] for p in parts])[order]
+    is_ecal = np.concatenate([np.full(p[0].size, p[4]) for p in parts])[order]
+    offsets = np.zeros(n_images + 1, dtype=np.int64)
+    np.cumsum(np.bincount(img, minlength=n_images), out=offsets[1:])
+    f32 = np.float32
+    return TowerSet(offsets, pos[:, 0].astype(f32), pos[:, 1].astype(f32), np.where(is_ecal, et, 0).astype(f32),
+                    np.where(is_ecal, 0, et).astype(f32),
+                    np.column_stack([lo[:, 0], lo[:, 0] + width, lo[:, 1], lo[:, 1] + width]).astype(f32))

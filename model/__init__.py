@@ -9,6 +9,7 @@ x = z * beta with z ~ Bern(pi) and beta ~ p(. | eta) (a `NonZeroLikelihood`). Mo
 - `objectives`   the (batch, K) log-likelihood matrix, `paper` and `bound` objectives, the occupancy term
 - `config`       the training settings of one model (TrainConfig)
 - `data`         loading and validating training images
+- `towerdata`    images and the towers behind them as a torch Dataset (padded or ragged batches)
 - `training`     the one epoch loop every family runs: seeded, resumable, bitwise-reproducible
 - `checkpoint`   checkpoint, model.pt and train_log.csv I/O (the one place model files are written/read)
 - `decoupled`    the paper's decoupled generator as a family: training step, rebuilding, sampling

@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from imaging import ImagingConfig, build_images, write_images  # noqa: E402
@@ -143,6 +144,14 @@ def _report(title: str, files: list[Path], cfg: ImagingConfig, repeat: int, tmp:
         write_images(tmp / "images.h5", build, cfg, sample="background")
         writes.append(_clock() - t0)
     t_write = min(writes)
+    size_towers = (tmp / "images.h5").stat().st_size
+    bare = replace(build, towers=None)  # the same images without /towers (what schema_version 1 wrote)
+    writes_bare = []
+    for _ in range(repeat):
+        t0 = _clock()
+        write_images(tmp / "images_bare.h5", bare, cfg, sample="background")
+        writes_bare.append(_clock() - t0)
+    size_bare = (tmp / "images_bare.h5").stat().st_size
     t0 = _clock()
     for f in files:
         input_digest(f)
@@ -160,15 +169,20 @@ def _report(title: str, files: list[Path], cfg: ImagingConfig, repeat: int, tmp:
         ("  reference: uproot tree.arrays", best["uproot_arrays"],
          f"ratio read/ref {best['read'] / best['uproot_arrays']:.2f}"),
         ("select muons", best["select"], f"{best['select'] / n_img * 1e6:.2f} us/image"),
-        (f"pixelise ({cfg.tower_shape})", best["pixelise"], f"{best['pixelise'] / n_img * 1e6:.1f} us/image"),
+        (f"towers + render ({cfg.tower_shape})", best["pixelise"], f"{best['pixelise'] / n_img * 1e6:.1f} us/image"),
         ("open+read+select+pixelise", core, "the issue's measure"),
         ("build_images (end to end)", t_build, ""),
         ("  input xxh3 (provenance)", t_digest, f"{size_mb / t_digest:.0f} MB/s"),
         ("  write images.h5 (gzip 1)", write_h5, f"{write_h5 / n_img * 1e6:.1f} us/image"),
         ("build_images + write_images", t_build + t_write, ""),
+        ("  write images.h5 without towers", min(writes_bare) - t_digest,
+         f"{(min(writes_bare) - t_digest) / n_img * 1e6:.1f} us/image"),
     )
     for name, sec, unit in rows:
         print(f"{name:<34}{sec:>9.3f}{n_img / sec:>11.0f}{unit:>22}")
+    n_towers = build.towers.n_towers
+    print(f"towers stored: {n_towers} ({n_towers / n_img:.1f} per image); images.h5 {size_towers / 1e3:.1f} kB with "
+          f"towers, {size_bare / 1e3:.1f} kB without ({size_towers / n_img:.0f} / {size_bare / n_img:.0f} B per image)")
     per_file = best["open"] / n_files + t_digest / n_files
     per_event = best["read"] / n_ev
     per_image = (best["select"] + best["pixelise"] + write_h5) / n_img

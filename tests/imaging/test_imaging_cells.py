@@ -5,19 +5,27 @@ import numpy as np
 import pytest
 
 from imaging.geometry import pixel_centres
-from imaging.pixelise import make_cell_images
+from imaging.towers import extract_towers, render_towers
 
 PITCH = 0.025  # 0.8 / 32
+
+
+def _cell_images(tower_offsets, cells, eta, values, muon_event, muon_eta, muon_phi):
+    """Cell images through the build's path: towers of each muon (extract_towers), then render_towers."""
+    cells = np.asarray(cells, dtype=np.float32).reshape(-1, 4)
+    values = np.asarray(values, np.float32)
+    towers = extract_towers(tower_offsets, np.asarray(eta, np.float32), cells[:, 2:].mean(axis=1),
+                            values, values, np.zeros(len(cells), np.float32), cells,
+                            muon_event, muon_eta, muon_phi, tower_shape="cell")
+    return render_towers(towers, tower_shape="cell")
 
 
 def _render(cells, values, muon_eta=0.0, muon_phi=0.0, tower_eta=None):
     """One event, one muon; `cells` rows are (eta_min, eta_max, phi_min, phi_max) in absolute coordinates."""
     cells = np.asarray(cells, dtype=np.float32).reshape(-1, 4)
     eta = np.asarray(tower_eta if tower_eta is not None else cells[:, :2].mean(axis=1), dtype=np.float32)
-    return make_cell_images(
-        np.array([0, len(cells)]), cells, eta, np.asarray(values, dtype=np.float32),
-        np.array([0]), np.array([muon_eta], np.float32), np.array([muon_phi], np.float32),
-    )[0]
+    return _cell_images(np.array([0, len(cells)]), cells, eta, values, np.array([0]),
+                        np.array([muon_eta], np.float32), np.array([muon_phi], np.float32))[0]
 
 
 def test_cell_on_pixel_edges_fills_whole_pixels():
@@ -56,9 +64,9 @@ def test_cell_inside_the_disc_keeps_its_value_and_outside_is_zero():
 def test_far_cells_and_events_without_muons_are_ignored():
     img = _render([(1.0, 1.087, 0.0, 0.087), (0.0, 0.05, 2.0, 2.05)], [5.0, 5.0])
     assert not img.any()
-    empty = make_cell_images(np.array([0, 1, 1]), np.array([[0, 0.05, 0, 0.05]], np.float32),
-                             np.array([0.02], np.float32), np.array([1.0], np.float32),
-                             np.array([1]), np.array([0.0], np.float32), np.array([0.0], np.float32))
+    empty = _cell_images(np.array([0, 1, 1]), np.array([[0, 0.05, 0, 0.05]], np.float32),
+                         np.array([0.02], np.float32), np.array([1.0], np.float32),
+                         np.array([1]), np.array([0.0], np.float32), np.array([0.0], np.float32))
     assert empty.shape == (1, 32, 32) and not empty.any()  # the muon's event has no towers
 
 
@@ -72,9 +80,10 @@ def _chunk(cells, eem, ehad, tower_eta, tower_phi, muon_eta=0.0, muon_phi=0.0):
     f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
     chunk = EventChunk(
         path=None, entry_start=0, n_events=1, tower_offsets=np.array([0, n]), tower_eta=f32(tower_eta),
-        tower_phi=f32(tower_phi), tower_value=f32(eem), muon_offsets=np.array([0, 1]), muon_pt=f32([12.0]),
-        muon_eta=f32([muon_eta]), muon_phi=f32([muon_phi]), muon_charge=f32([1.0]), event_weight=np.ones(1),
-        tower_edges=f32(cells).reshape(-1, 4), tower_value_cell=f32(ehad))
+        tower_phi=f32(tower_phi), tower_et=f32(np.add(eem, ehad)), tower_eem=f32(eem),
+        tower_ehad=f32(ehad),
+        tower_edges=f32(cells).reshape(-1, 4), muon_offsets=np.array([0, 1]), muon_pt=f32([12.0]),
+        muon_eta=f32([muon_eta]), muon_phi=f32([muon_phi]), muon_charge=f32([1.0]), event_weight=np.ones(1))
     mu = SelectedMuons(event=np.array([0]), pt=f32([12.0]), eta=f32([muon_eta]), phi=f32([muon_phi]),
                        charge=f32([1.0]), n_candidates=1)
     return chunk, mu
@@ -83,8 +92,6 @@ def _chunk(cells, eem, ehad, tower_eta, tower_phi, muon_eta=0.0, muon_phi=0.0):
 @pytest.mark.parametrize("shape", ["point", "cell", "mixed"])
 def test_every_rendering_keeps_the_energy_of_towers_inside_the_image(shape):
     """Energy conservation: towers whose cells lie inside the disc keep their whole ET in each rendering."""
-    from dataclasses import replace
-
     from imaging.build import render_images
     from imaging.config import ImagingConfig
 
@@ -93,9 +100,7 @@ def test_every_rendering_keeps_the_energy_of_towers_inside_the_image(shape):
     eta = [0.05, -0.09, 0.15]
     phi = [-0.15, 0.06, 0.04]
     chunk, mu = _chunk(cells, eem, ehad, eta, phi)
-    if shape != "mixed":  # point / cell read the whole tower value into tower_value
-        chunk = replace(chunk, tower_value=np.add(eem, ehad).astype(np.float32), tower_value_cell=None)
-    img = render_images(chunk, mu, ImagingConfig(tower_shape=shape))[0]
+    img = render_images(chunk, mu, ImagingConfig(tower_shape=shape))[0][0]
     assert img.sum() == pytest.approx(sum(eem) + sum(ehad), rel=1e-5)
     n_cell_pixels = 16 + 1 + 16  # 4x4, one pixel, 4x4
     # mixed: the first tower's ECal point falls inside its own HCal cell, the second tower is a point
@@ -109,7 +114,7 @@ def test_mixed_draws_ecal_as_points_and_hcal_over_cells():
 
     cells = [(0.0, 0.1, -0.2, -0.1)]  # an HCal cell on the pixel grid: 4 x 4 whole pixels
     chunk, mu = _chunk(cells, [3.0], [4.0], [0.06], [-0.16])
-    img = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))[0]
+    img = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))[0][0]
     point_pixel = (18, 9)  # d-eta 0.06 in [0.05, 0.075), d-phi -0.16 in [-0.175, -0.15)
     assert img[point_pixel] == pytest.approx(3.0 + 4.0 / 16, rel=1e-5)  # the ECal point on top of its cell share
     spread = img.copy()
@@ -130,11 +135,13 @@ def test_mixed_ignores_ecal_only_towers_in_the_cell_pass_across_events():
     cells = f32([(0.0, 0.025, 0.0, 0.025), (0.0, 0.1, 0.0, 0.1)])
     chunk = EventChunk(
         path=None, entry_start=0, n_events=3, tower_offsets=np.array([0, 1, 1, 2]), tower_eta=f32([0.01, 0.05]),
-        tower_phi=f32([0.01, 0.05]), tower_value=f32([2.0, 0.0]), muon_offsets=np.array([0, 1, 1, 2]),
-        muon_pt=f32([12, 12]), muon_eta=f32([0, 0]), muon_phi=f32([0, 0]), muon_charge=f32([1, 1]),
-        event_weight=np.ones(3), tower_edges=cells, tower_value_cell=f32([0.0, 8.0]))
+        tower_phi=f32([0.01, 0.05]), tower_et=f32([2.0, 8.0]), tower_eem=f32([2.0, 0.0]), tower_ehad=f32([0.0, 8.0]),
+        tower_edges=cells,
+        muon_offsets=np.array([0, 1, 1, 2]), muon_pt=f32([12, 12]), muon_eta=f32([0, 0]), muon_phi=f32([0, 0]),
+        muon_charge=f32([1, 1]), event_weight=np.ones(3))
     mu = SelectedMuons(event=np.array([0, 2]), pt=f32([12, 12]), eta=f32([0, 0]), phi=f32([0, 0]),
                        charge=f32([1, 1]), n_candidates=2)
-    img = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))
+    img, towers = render_images(chunk, mu, ImagingConfig(tower_shape="mixed"))
+    assert towers.counts().tolist() == [1, 1]
     assert img[0].sum() == pytest.approx(2.0) and np.count_nonzero(img[0]) == 1
     assert img[1].sum() == pytest.approx(8.0, rel=1e-5) and np.count_nonzero(img[1]) == 16

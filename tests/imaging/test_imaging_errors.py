@@ -26,11 +26,16 @@ def test_missing_branch_is_named(delphes_file, branch):
         build_images([path], ImagingConfig(), sample="signal")
 
 
-def test_branches_of_other_quantities_are_not_needed(delphes_file):
+def test_tower_parts_are_needed_for_every_quantity(delphes_file):
+    """The stored towers carry their ECal and HCal ET whatever the image quantity, so Eem/Ehad are always read."""
     path = _good(delphes_file, drop=["Tower.Eem", "Tower.Ehad", "Event.Weight"])
+    for quantity in ("et", "et_hcal"):
+        with pytest.raises(ImagingError, match=r"missing branch\(es\) \['Tower.Eem', 'Tower.Ehad'\]"):
+            build_images([path], ImagingConfig(use_event_weight=False, quantity=quantity), sample="signal")
+    path = _good(delphes_file, drop=["Event.Weight"])  # no Tower.Edges either: allowed for point images
     assert len(build_images([path], ImagingConfig(use_event_weight=False), sample="signal").muon_pt) == 1
-    with pytest.raises(ImagingError, match="Tower.Ehad"):
-        build_images([path], ImagingConfig(use_event_weight=False, quantity="et_hcal"), sample="signal")
+    with pytest.raises(ImagingError, match=r"missing branch\(es\) \['Tower.Edges\[4\]'\]"):
+        build_images([path], ImagingConfig(use_event_weight=False, tower_shape="mixed"), sample="signal")
 
 
 def test_zero_byte_file(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from imaging_cases import CENTRES, one_muon_event
 
 from imaging import ImagingConfig, build_images
-from imaging.pixelise import make_images
+from imaging.towers import extract_towers, render_towers
 
 
 def _image(path, **config):
@@ -107,7 +107,11 @@ def test_all_muons_mode_centres_each_image_on_its_muon(delphes_file):
     assert every.statistics.events_selected == 1 and every.statistics.muons_selected == 2
 
 
-def test_make_images_without_muons_is_empty():
-    out = make_images(np.array([0, 2]), np.zeros(2, np.float32), np.zeros(2, np.float32), np.ones(2, np.float32),
-                      np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
-    assert out.shape == (0, 32, 32)
+def test_images_without_muons_are_empty():
+    z = np.zeros(2, np.float32)
+    towers = extract_towers(np.array([0, 2]), z, z, np.ones(2, np.float32), np.ones(2, np.float32), z,
+                            np.zeros((2, 4), np.float32),
+                            np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                            tower_shape="point")
+    assert len(towers) == 0 and towers.n_towers == 0
+    assert render_towers(towers, tower_shape="point").shape == (0, 32, 32)

@@ -54,7 +54,8 @@ def test_opened_inputs_read_like_files(delphes_file):
     assert len(a) == len(b) > 2
     for x, y in zip(a, b, strict=True):
         assert (x.entry_start, x.n_events) == (y.entry_start, y.n_events)
-        for name in ("tower_offsets", "tower_eta", "tower_phi", "tower_value", "muon_offsets", "muon_pt",
+        for name in ("tower_offsets", "tower_eta", "tower_phi", "tower_et", "tower_eem", "tower_ehad",
+                     "tower_edges", "muon_offsets", "muon_pt",
                      "event_weight"):
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
 

@@ -8,9 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 import pytest
 import uproot
 
+from imaging import ImagingConfig, build_images, write_images
+from imaging.h5schema import read_image_file
+from imaging.towers import render_towers
 from simulation.chunk import (
     ChunkSpec,
     DetectorSpec,
@@ -159,3 +163,16 @@ def test_cli_known_error_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "error: signal chunk 0" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "chunk0.root").exists()
+
+
+@pytest.mark.parametrize("shape", ["point", "mixed"])
+def test_images_re_render_from_their_stored_towers_at_pile_up_50(both_samples, tmp_path, shape):
+    """The project's card at mu = 50 -> images.h5 with /towers -> render_towers == /images, every image (issue 22)."""
+    files = [both_samples[sample][0] for sample in ("signal", "background")]
+    cfg = ImagingConfig(tower_shape=shape, muon_pt_min=3.0, muon_pt_max=60.0, muons_per_event="all")
+    path = write_images(tmp_path / "images.h5", build_images(files, cfg, sample="background"), cfg,
+                        sample="background")
+    data = read_image_file(path, towers=True)
+    assert len(data) >= N_KEPT and data.towers.n_towers >= 5 * len(data)  # pile-up: ~12-15 towers per image
+    again = render_towers(data.towers, tower_shape=shape, npix=data.npix, radius=data.radius, quantity="et")
+    assert np.array_equal(again, data.images)
