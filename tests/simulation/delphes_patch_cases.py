@@ -11,6 +11,7 @@ precedence over libDelphes' own) is the other build, for ~5 s of compiling inste
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sysconfig
 import tarfile
@@ -44,6 +45,8 @@ def source_tarball(download_dir: Path) -> tuple[Path | None, str]:
         if not Path(given).is_file():
             raise FileNotFoundError(f"DELPHES_TARBALL={given} is not a file: point it at delphes-{VERSION}.tar.gz")
         return Path(given), ""
+    if shutil.which("curl") is None:
+        return None, f"no Delphes {VERSION} source: DELPHES_TARBALL is not set and there is no curl to download it"
     target = download_dir / f"delphes-{VERSION}.tar.gz"
     done = subprocess.run(["curl", "-fsSL", "--retry", "2", "--max-time", "120", "-o", str(target), UPSTREAM_URL],
                           capture_output=True, text=True)
