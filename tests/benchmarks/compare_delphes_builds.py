@@ -13,7 +13,8 @@ references to generator particles aside) value by value. With `--stock-card` it 
 own CMS pile-up card (many more branches: jets, photons, electrons, MET, vertices) with its e-flow
 photon and neutral-hadron towers written, whose pile-up flag is what the unpatched read fed.
 
-Prints one markdown table per card (branch, leaves, values compared, leaves that differ) and exits
+Prints one markdown table per card (branch, objects, leaves, values compared, leaves that differ and
+how many of their values) and exits
 with status 1 when the Tower or Muon branch differs, 2 when a build fails.
 """
 from __future__ import annotations
@@ -79,17 +80,21 @@ def data_leaves(tree) -> dict[str, list[str]]:
     return out
 
 
-def same(a: ak.Array, b: ak.Array) -> tuple[bool, int]:
-    """(identical, number of values): equal structure and equal values (NaN equal to NaN)."""
+def same(a: ak.Array, b: ak.Array) -> tuple[int, int]:
+    """(values that differ, values compared) of one leaf in two files (NaN equal to NaN); a different
+    structure (object counts) counts every value as differing."""
     flat_a, flat_b = ak.to_numpy(ak.ravel(a)), ak.to_numpy(ak.ravel(b))
     structure = all(ak.all(ak.num(a, axis=d) == ak.num(b, axis=d)) for d in range(1, a.ndim)) if a.ndim > 1 else True
-    nan = flat_a.dtype.kind == "f"
-    equal = structure and flat_a.shape == flat_b.shape and np.array_equal(flat_a, flat_b, equal_nan=nan)
-    return bool(equal), int(flat_a.size)
+    if not structure or flat_a.shape != flat_b.shape:
+        return max(flat_a.size, flat_b.size), int(flat_a.size)
+    equal = flat_a == flat_b
+    if flat_a.dtype.kind == "f":
+        equal |= np.isnan(flat_a) & np.isnan(flat_b)
+    return int(flat_a.size - np.count_nonzero(equal)), int(flat_a.size)
 
 
 def compare(file_a: Path, file_b: Path) -> dict[str, dict]:
-    """branch -> {leaves, values, differ: [leaf, ...], unreadable: [leaf, ...]} over both files' trees."""
+    """branch -> {leaves, objects, values, differ: {leaf: values that differ}, unreadable: [leaf, ...]}."""
     result: dict[str, dict] = {}
     with uproot.open(file_a) as fa, uproot.open(file_b) as fb:
         ta, tb = fa[TREE_NAME], fb[TREE_NAME]
@@ -99,28 +104,31 @@ def compare(file_a: Path, file_b: Path) -> dict[str, dict]:
         if leaves_a != leaves_b:
             raise SystemExit(f"the two files have different branches: {sorted(set(leaves_a) ^ set(leaves_b))}")
         for branch, leaves in leaves_a.items():
-            entry = result[branch] = {"leaves": len(leaves), "values": 0, "differ": [], "unreadable": []}
+            entry = result[branch] = {"leaves": len(leaves), "objects": 0, "values": 0, "differ": {},
+                                      "unreadable": []}
             for leaf in leaves:
                 try:
                     a, b = ta[leaf].array(library="ak"), tb[leaf].array(library="ak")
-                    equal, n = same(a, b)
+                    n_differ, n = same(a, b)
                 except Exception:  # uproot cannot interpret a few ROOT streamers: say so, never hide it
                     entry["unreadable"].append(leaf)
                     continue
+                if not entry["objects"]:  # objects of the branch: entries of its first readable leaf
+                    entry["objects"] = int(ak.sum(ak.num(a, axis=1))) if a.ndim > 1 else len(a)
                 entry["values"] += n
-                if not equal:
-                    entry["differ"].append(leaf)
+                if n_differ:
+                    entry["differ"][leaf] = n_differ
     return result
 
 
 def table(results: dict[str, dict]) -> str:
-    rows = ["| branch | leaves | values compared | leaves that differ |", "|---|---:|---:|---|"]
+    rows = ["| branch | objects | leaves | values compared | leaves that differ (values) |", "|---|---:|---:|---:|---|"]
     for branch, r in results.items():
-        differ = ", ".join(leaf.split(".", 1)[-1] for leaf in r["differ"]) or "none"
+        differ = ", ".join(f"{leaf.split('.', 1)[-1]} ({n:,})" for leaf, n in r["differ"].items()) or "none"
         if r["unreadable"]:
             skipped = ", ".join(leaf.split(".", 1)[-1] for leaf in r["unreadable"])
             differ += f" (not readable by uproot, skipped: {skipped})"
-        rows.append(f"| {branch} | {r['leaves']} | {r['values']:,} | {differ} |")
+        rows.append(f"| {branch} | {r['objects']:,} | {r['leaves']} | {r['values']:,} | {differ} |")
     return "\n".join(rows)
 
 
@@ -197,9 +205,12 @@ def main(argv: list[str] | None = None) -> int:
                         return 2
                     files[name] = out
                 for branch, r in compare(files["patched"], files["unpatched"]).items():
-                    m = merged.setdefault(branch, {"leaves": r["leaves"], "values": 0, "differ": [], "unreadable": []})
+                    m = merged.setdefault(branch, {"leaves": r["leaves"], "objects": 0, "values": 0, "differ": {},
+                                                   "unreadable": []})
+                    m["objects"] += r["objects"]
                     m["values"] += r["values"]
-                    m["differ"] = sorted(set(m["differ"]) | set(r["differ"]))
+                    for leaf, n in r["differ"].items():
+                        m["differ"][leaf] = m["differ"].get(leaf, 0) + n
                     m["unreadable"] = sorted(set(m["unreadable"]) | set(r["unreadable"]))
             report[card_name] = merged
             print(f"\n{card_name}: {len(inputs)} x {args.events} events, patched vs unpatched\n{table(merged)}\n")
