@@ -135,3 +135,37 @@ def test_unknown_container_key_is_rejected_with_its_name(tmp_path):
     assert proc.returncode != 0
     assert "imagee" in output and "simulation.container" in output and "Traceback" not in output, output[-3000:]
     assert "simulation/container/config.schema.yaml" in output
+
+
+def test_paper_native_profile_is_the_paper_profile_without_containers():
+    """Same settings as the paper profile (config and Snakemake options), native backend, no runtime."""
+    paper = yaml.safe_load((PROFILES / "paper" / "paper.yaml").read_text())
+    native = yaml.safe_load((PROFILES / "paper-native" / "paper-native.yaml").read_text())
+    assert native["simulation"].pop("backend") == "native" and paper["simulation"].pop("backend") == "container"
+    assert native == paper
+    assert native["simulation"]["pileup_events"] == 50_000  # the paper-scale library (issue 25: no crash)
+    options = yaml.safe_load((PROFILES / "paper" / "config.yaml").read_text())
+    native_options = yaml.safe_load((PROFILES / "paper-native" / "config.yaml").read_text())
+    container_only = {"software-deployment-method", "apptainer-args", "apptainer-prefix", "conda-prefix"}
+    assert native_options.pop("configfile") == "paper-native.yaml" and options.pop("configfile") == "paper.yaml"
+    assert native_options == {k: v for k, v in options.items() if k not in container_only}
+    scale = yaml.safe_load((PROFILES / "scale" / "scale.yaml").read_text())
+    assert scale["simulation"]["pileup_events"] == 50_000
+
+
+def test_paper_native_profile_plans_100k_images_per_class_natively(tmp_path):
+    """`snakemake --profile workflow/profiles/paper-native` alone: native rules, 50 chunks of 2,500 kept
+    events per class from one 50,000-event pile-up library, and no container runtime asked for."""
+    proc = snakemake(tmp_path, "-n", "-p", "--profile", str(PROFILES / "paper-native"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    jobs = _job_counts(output)
+    assert jobs["simulate_chunk"] == _scale("paper") == 100 and jobs["pileup_library"] == 1, jobs
+    assert not [rule for rule in jobs if rule.startswith("container_")], jobs
+    assert "apptainer" not in output.lower() and "singularity" not in output.lower()
+    cmds = _shell_commands(output)
+    (pileup,) = cmds["pileup_library"]
+    assert '"pileup_events": 50000' in pileup
+    chunks = cmds["simulate_chunk"]
+    assert len(chunks) == 100 and all("--n-kept 2500 " in c and '"mean_pileup": 50' in c for c in chunks)
+    assert jobs["build_images"] == 2
