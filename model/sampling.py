@@ -63,11 +63,11 @@ def train_time_s(record: Mapping[str, Any]) -> float:
     return float(sum(float(row.get("time_s", 0.0)) for row in record.get("log", [])))
 
 
-def sampling_cost_attrs(load_s: float, loop_s: float, device: torch.device, batch_size: int, *,
+def sampling_cost_attrs(n: int, load_s: float, loop_s: float, device: torch.device, batch_size: int, *,
                         load_cpu_s: float, loop_cpu_s: float) -> dict[str, Any]:
-    """Generated-file attributes of what sampling cost: wall and process CPU seconds of set-up + model loading
-    and of the sampling loop, and where (device, its name, CPU threads, batch size)."""
-    return {"sampling_load_s": float(load_s), "sampling_loop_s": float(loop_s),
+    """Generated-file attributes of what sampling n images cost: wall and process CPU seconds of set-up + model
+    loading and of the sampling loop, and where (device, its name, CPU threads, batch size)."""
+    return {"sampling_n_images": int(n), "sampling_load_s": float(load_s), "sampling_loop_s": float(loop_s),
             "sampling_load_cpu_s": float(load_cpu_s), "sampling_loop_cpu_s": float(loop_cpu_s),
             "sampling_device": str(device),
             "sampling_threads": int(torch.get_num_threads()), "sampling_batch_size": int(batch_size),
@@ -157,7 +157,7 @@ def sample_to_file(
         "muon_pt_note": PT_NOTE_CONDITIONAL if conditional else PT_NOTE, "mean_muon_pt_gev": mean_pt,
         **family.sample_attrs(record), "arch": record["config"]["arch"], "family": record["family"],
         "train_time_s": train_time_s(record), "real_images": str(real) if real is not None else "",
-        **sampling_cost_attrs(load_s, loop_s, dev, batch_size, load_cpu_s=load_cpu_s, loop_cpu_s=loop_cpu_s),
+        **sampling_cost_attrs(n, load_s, loop_s, dev, batch_size, load_cpu_s=load_cpu_s, loop_cpu_s=loop_cpu_s),
     }
     return write_generated_file(
         out_path, images, pt, sample=str(info["sample"]), radius=float(info["radius"]),
