@@ -247,10 +247,10 @@ def main() -> None:
                 n = args.n_cpu if device.type == "cpu" else args.n_cuda
                 for bs in args.batch_sizes:
                     row = {"sample": sample, "model": name, "family": record["family"], "device": device.type,
-                           "threads": threads if device.type == "cpu" else None, "precision": precision,
+                           "threads": torch.get_num_threads() if device.type == "cpu" else None, "precision": precision,
                            "batch_size": bs, "n": n, **load, **time_loop(model, record, n, bs, device, precision)}
                     if sample in sim:  # 1 CPU thread: against the loop's CPU time, else its wall time
-                        per_image = row["loop_cpu_s" if threads == 1 and device.type == "cpu" else "loop_s"] / n
+                        per_image = row["loop_cpu_s" if row["threads"] == 1 else "loop_s"] / n
                         row["simulation_cpu_s_per_image"] = sim[sample]
                         row["speedup"] = sim[sample] / per_image
                     rows.append(row)

@@ -210,7 +210,7 @@ step bench_sampling_cpu 90 "$PYTHON" tests/benchmarks/bench_sampling.py "$WORK/m
   echo; echo "## Steps (rc 124: timed out)"; echo; echo '```'; column -t -s $'\t' "$STEPS" 2>/dev/null || cat "$STEPS"
   echo '```'
   echo; echo "## CLI wall times (python -m model train | sample: process start-up, CUDA set-up, training or"
-  echo "sampling $N_GEN images, writing; the trainings ran all at once)"; echo; echo '```'
+  echo "sampling $N_GEN images, writing; on a GPU the trainings ran all at once)"; echo; echo '```'
   column -t -s $'\t' "$TIMES" 2>/dev/null || cat "$TIMES"; echo '```'
   echo; echo "## Sampling loop as the sampler recorded it (generated-file attributes)"; echo; echo '```'
   "$PYTHON" - "$WORK/generated" <<'EOF' 2>&1
