@@ -7,7 +7,9 @@ stream, and so every image, is the same as drawing and copying batch by batch.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -15,6 +17,18 @@ from tqdm import tqdm
 
 #: size of the device buffer that collects generated batches before one copy to the host (GPU only)
 STAGING_BYTES = 1 << 30
+_ON_DEVICE = contextvars.ContextVar("images_stay_on_device", default=False)
+
+
+@contextlib.contextmanager
+def images_stay_on_device() -> Iterator[None]:
+    """Inside this block a GPU sampling loop returns its images as one device tensor, not copied to the host:
+    for benchmarks that time the generator without the device-to-host copy (tests/benchmarks/bench_sampling.py)."""
+    token = _ON_DEVICE.set(True)
+    try:
+        yield
+    finally:
+        _ON_DEVICE.reset(token)
 
 
 def generate_in_batches(
@@ -27,11 +41,12 @@ def generate_in_batches(
     device = torch.device(device)
     rng = torch.Generator(device=device).manual_seed(int(seed))
     d = npix * npix
-    out = torch.empty((n, d), dtype=torch.float32)  # host memory; .numpy() below shares it (no copy)
     on_host = device.type == "cpu"
+    keep = not on_host and _ON_DEVICE.get()  # benchmark: the whole output stays on the device
+    out = torch.empty((n, d), dtype=torch.float32, device=device if keep else "cpu")  # .numpy() shares it
     # on a GPU: a staging buffer of whole batches, flushed to `out` with one copy (and one sync) per fill
-    stage_rows = n if on_host else min(n, max(batch_size, STAGING_BYTES // (4 * d)))
-    stage = out if on_host else torch.empty((stage_rows, d), dtype=torch.float32, device=device)
+    stage_rows = n if on_host or keep else min(n, max(batch_size, STAGING_BYTES // (4 * d)))
+    stage = out if on_host or keep else torch.empty((stage_rows, d), dtype=torch.float32, device=device)
     staged_from = 0  # first image row held in `stage`
     with torch.inference_mode():
         for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, mininterval=2.0):
@@ -42,6 +57,8 @@ def generate_in_batches(
             noise = torch.randn(k, noise_dim, generator=rng, device=device)
             lo = start - staged_from
             stage[lo:lo + k] = make(noise, slice(start, start + k), rng).reshape(k, d)
+        if keep:
+            return out.reshape(n, npix, npix)
         if not on_host:
             out[staged_from:].copy_(stage[:n - staged_from])
     return out.numpy().reshape(n, npix, npix)

@@ -11,7 +11,7 @@ For every model, device and thread count (0 = all cores) it times, each separate
   CUDA context, reported as `first_load_s`);
 - the sampling loop: the family's `generate` (model/batching.py, the same loop `python -m model sample`
   runs, images copied to host memory included) of n images at each batch size, after a warm-up batch;
-  wall and process CPU time.
+  wall and process CPU time; on CUDA also with the images left on the device (no copy to the host).
 On CUDA with `--precision bf16` the generator networks run under bf16 autocast (the random draws stay
 float32, so fp32 and bf16 images of one seed are comparable pixel by pixel) and the table shows the
 images both ways: identical pixels, zero-pixel fraction, mean total ET and, with the real images
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.distances import weighted_emd  # noqa: E402
 from analysis.isolation import isolation  # noqa: E402
 from imaging.h5schema import read_image_file  # noqa: E402
+from model.batching import images_stay_on_device  # noqa: E402
 from model.families import family_module, load_model  # noqa: E402
 from model.sampling import cpu_name  # noqa: E402
 
@@ -99,23 +100,26 @@ def time_load(path: Path, device: torch.device, repeat: int = 3) -> dict[str, fl
 
 
 def _generate(model: torch.nn.Module, record: dict[str, Any], n: int, batch_size: int, device: torch.device,
-              precision: str, seed: int = 1) -> np.ndarray:
+              precision: str, seed: int = 1, output: str = "host") -> np.ndarray:
     family = family_module(record["family"])
     pt = (np.full(n, float(record["training_data"]["mean_muon_pt_gev"]), np.float32)
           if family.conditional(model) else None)
-    ctx = (torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16"
-           else contextlib.nullcontext())
-    with ctx:
+    with contextlib.ExitStack() as stack:
+        if precision == "bf16":
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        if output == "device":
+            stack.enter_context(images_stay_on_device())
         return family.generate(model, n, seed=seed, batch_size=batch_size, device=device, progress=False, pt_gev=pt)
 
 
 def time_loop(model: torch.nn.Module, record: dict[str, Any], n: int, batch_size: int, device: torch.device,
-              precision: str) -> dict[str, float]:
-    """Wall and CPU seconds of generating n images (after one warm-up batch), per image in microseconds."""
-    _generate(model, record, min(n, batch_size), batch_size, device, precision)
+              precision: str, output: str = "host") -> dict[str, float]:
+    """Wall and CPU seconds of generating n images (after one warm-up batch), per image in microseconds;
+    output "device": the images stay on the GPU (no device-to-host copy)."""
+    _generate(model, record, min(n, batch_size), batch_size, device, precision, output=output)
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    _generate(model, record, n, batch_size, device, precision)
+    _generate(model, record, n, batch_size, device, precision, output=output)
     _sync(device)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"loop_s": wall, "loop_cpu_s": cpu, "us_per_image": 1e6 * wall / n, "cpu_us_per_image": 1e6 * cpu / n,
@@ -163,13 +167,16 @@ def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], meta
              f"{st['import_model_cli_s']:.2f} / {st['import_model_cli_cpu_s']:.2f} s, `python -m model sample --help` "
              f"{st['sample_help_s']:.2f} / {st['sample_help_cpu_s']:.2f} s; load avg. {meta['load_average'][0]:.1f}.",
              "Speed-up: simulation CPU per image / sampling-loop time per image, the loop's CPU time on 1 CPU thread, "
-             "its wall time otherwise (at the best batch size).", ""]
-    head = ("| sample | model | device | threads | precision | best batch | load [s] | loop us/image (wall) "
+             "its wall time otherwise (at the best batch size). Images to: host = copied to host memory (what "
+             "`python -m model sample` delivers), device = left on the GPU (model.batching.images_stay_on_device).",
+             ""]
+    head = ("| sample | model | device | threads | precision | images to | best batch | load [s] "
+            "| loop us/image (wall) "
             "| loop us/image (CPU) | images/s | sim. CPU / image [ms] | speed-up (loop) |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     best: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        key = (r["sample"], r["model"], r["device"], r["threads"], r["precision"])
+        key = (r["sample"], r["model"], r["device"], r["threads"], r["precision"], r["output"])
         if key not in best or r["us_per_image"] < best[key]["us_per_image"]:
             best[key] = r
     for r in best.values():
@@ -177,17 +184,18 @@ def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], meta
         speedup = "" if sim is None else f"{r['speedup']:,.0f}x"
         lines.append(
             f"| {r['sample']} | {r['model']} | {r['device']} | {r['threads'] or ''} | {r['precision']} | "
+            f"{r['output']} | "
             f"{r['batch_size']} | {r['load_s']:.3f} | {r['us_per_image']:.2f} | {r['cpu_us_per_image']:.2f} | "
             f"{r['images_per_s']:,.0f} | {'' if sim is None else f'{1e3 * sim:.1f}'} | "
             f"{speedup} |")
     lines += ["", "Every batch size (loop, wall us per image):", "",
-              "| sample | model | device | threads | precision | " + " | ".join(
+              "| sample | model | device | threads | precision | images to | " + " | ".join(
                   str(b) for b in meta["batch_sizes"]) + " |",
-              "|" + "---|" * (5 + len(meta["batch_sizes"]))]
+              "|" + "---|" * (6 + len(meta["batch_sizes"]))]
     for key in best:
         cells = {r["batch_size"]: f"{r['us_per_image']:.2f}" for r in rows
-                 if (r["sample"], r["model"], r["device"], r["threads"], r["precision"]) == key}
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3] or ''} | {key[4]} | "
+                 if (r["sample"], r["model"], r["device"], r["threads"], r["precision"], r["output"]) == key}
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3] or ''} | {key[4]} | {key[5]} | "
                      + " | ".join(cells.get(b, "") for b in meta["batch_sizes"]) + " |")
     if comparisons:
         lines += ["", "fp32 against bf16 autocast on CUDA (same seed; random draws in float32):", "",
@@ -245,10 +253,12 @@ def main() -> None:
                 model, record = load_model(path, device=device)
                 sample, name = str(record["training_data"]["sample"]), path.parent.name
                 n = args.n_cpu if device.type == "cpu" else args.n_cuda
-                for bs in args.batch_sizes:
+                for bs, output in ((b, o) for b in args.batch_sizes
+                                   for o in (("host", "device") if device.type == "cuda" else ("host",))):
                     row = {"sample": sample, "model": name, "family": record["family"], "device": device.type,
-                           "threads": torch.get_num_threads() if device.type == "cpu" else None, "precision": precision,
-                           "batch_size": bs, "n": n, **load, **time_loop(model, record, n, bs, device, precision)}
+                           "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                           "precision": precision, "output": output, "batch_size": bs, "n": n, **load,
+                           **time_loop(model, record, n, bs, device, precision, output)}
                     if sample in sim:  # 1 CPU thread: against the loop's CPU time, else its wall time
                         per_image = row["loop_cpu_s" if row["threads"] == 1 else "loop_s"] / n
                         row["simulation_cpu_s_per_image"] = sim[sample]

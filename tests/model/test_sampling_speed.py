@@ -53,6 +53,24 @@ def test_fast_loop_gives_the_plain_loops_images(synthetic_data, device, arch, wi
         assert 0 < np.count_nonzero(fast) < fast.size // 2  # sparse, not empty
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_images_left_on_the_device_are_the_copied_images(synthetic_data):
+    generator, likelihood = init_model(synthetic_data, dataclasses.replace(CFG, arch="fc", width=32))
+    generator, likelihood = generator.to("cuda"), likelihood.to("cuda")
+    host = sample_images(generator, likelihood, 300, seed=4, batch_size=64, device="cuda", progress=False)
+    with batching.images_stay_on_device():
+        kept = sample_images(generator, likelihood, 300, seed=4, batch_size=64, device="cuda", progress=False)
+    assert isinstance(kept, torch.Tensor) and kept.device.type == "cuda"
+    assert np.array_equal(kept.cpu().numpy(), host)
+
+
+def test_images_stay_on_the_host_when_sampling_on_the_cpu(synthetic_data):
+    generator, likelihood = init_model(synthetic_data, dataclasses.replace(CFG, arch="fc", width=32))
+    with batching.images_stay_on_device():  # a CPU loop has no device copy to skip
+        images = sample_images(generator, likelihood, 30, seed=4, batch_size=16, progress=False)
+    assert isinstance(images, np.ndarray) and images.shape == (30, 32, 32)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_staging_buffer_flushes_keep_every_image(synthetic_data, device, monkeypatch):
     generator, likelihood = init_model(synthetic_data, dataclasses.replace(CFG, arch="fc", width=32))
