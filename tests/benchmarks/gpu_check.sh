@@ -94,11 +94,13 @@ fi
 if [ "$QUICK" = 1 ]; then
   N_GEN=500; EPOCHS='"epochs": 1,'; MAX_IMAGES="--max-images 300"; N_SYN=400
   BENCH_SAMPLING_ARGS=(--batch-sizes 256 1024 --n-cpu 2000 --n-cuda 4000 --compare-n 1000)
+  CPU_BENCH_ARGS=(--batch-sizes 256 1024 --n-cpu 2000)
   BENCH_MODEL_ARGS=(--n 1000 --epochs 1 --models decoupled_fc decoupled_deconv)
   TESTS=(tests/model/test_sampling_speed.py)
 else
   N_GEN=20000; EPOCHS=''; MAX_IMAGES=''; N_SYN=2200
-  BENCH_SAMPLING_ARGS=(--batch-sizes 4096 16384 65536 262144 --n-cpu 20000 --n-cuda 500000 --compare-n 20000)
+  BENCH_SAMPLING_ARGS=(--batch-sizes 4096 65536 262144 --n-cpu 20000 --n-cuda 500000 --compare-n 20000)
+  CPU_BENCH_ARGS=(--batch-sizes 1024 4096 --n-cpu 20000)
   BENCH_MODEL_ARGS=(--n 100000 --epochs 1 --models decoupled_fc decoupled_deconv decoupled_deconv_calibrated
                     decoupled_fc_calibrated decoupled_deconv_conditional lagan sparse_vae)
   TESTS=(tests/model)
@@ -200,7 +202,7 @@ step bench_model 150 "$PYTHON" tests/benchmarks/bench_model.py --device "$DEVICE
 
 wait "$TESTS_PID"
 step bench_sampling_cpu 90 "$PYTHON" tests/benchmarks/bench_sampling.py "$WORK/models" --device cpu --threads 1 0 \
-  --no-startup "${BENCH_SAMPLING_ARGS[@]:0:3}" --n-cpu "$([ "$QUICK" = 1 ] && echo 2000 || echo 20000)" \
+  --no-startup "${CPU_BENCH_ARGS[@]}" \
   "${SIM_COST[@]}" --json "$OUT/bench_sampling_cpu.json" --md "$WORK/bench_sampling_cpu.md"
 
 # ---- 7. pack: summary.md, logs.tar.gz, generated_{sample}.tar (at most 8 files in $OUT)
