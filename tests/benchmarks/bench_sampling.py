@@ -273,13 +273,20 @@ def main() -> None:
                         **compare_precisions(model, record, args.compare_n, max(args.batch_sizes), device, real)}
                 comparisons.append(comp)
                 print(json.dumps(comp), flush=True)
-    text = markdown(rows, comparisons, meta)
-    print(text)
+            write_outputs(args, rows, comparisons, meta)  # after every model: a killed run keeps what it measured
+    print(write_outputs(args, rows, comparisons, meta))
+
+
+def write_outputs(args: argparse.Namespace, rows: list[dict[str, Any]], comparisons: list[dict[str, Any]],
+                  meta: dict[str, Any]) -> str:
+    """Write the JSON and Markdown outputs asked for (so far); returns the Markdown."""
+    text = markdown(rows, comparisons, meta) if rows else ""
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows, "precision_comparison": comparisons},
                                               indent=1, default=str))
     if args.md:
         Path(args.md).write_text(text)
+    return text
 
 
 if __name__ == "__main__":

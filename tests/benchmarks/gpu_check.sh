@@ -201,7 +201,7 @@ fi
 step bench_model 150 "$PYTHON" tests/benchmarks/bench_model.py --device "$DEVICE" --threads 1 "${BENCH_MODEL_ARGS[@]}"
 
 wait "$TESTS_PID"
-step bench_sampling_cpu 90 "$PYTHON" tests/benchmarks/bench_sampling.py "$WORK/models" --device cpu --threads 1 0 \
+step bench_sampling_cpu 120 "$PYTHON" tests/benchmarks/bench_sampling.py "$WORK/models" --device cpu --threads 1 0 \
   --no-startup "${CPU_BENCH_ARGS[@]}" \
   "${SIM_COST[@]}" --json "$OUT/bench_sampling_cpu.json" --md "$WORK/bench_sampling_cpu.md"
 
