@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 #: the steps of a simulated image, in the order of the tables
 STEPS = ("generation", "delphes", "imaging", "pileup_share")
-STEP_LABELS = {"generation": "generation (Pythia + filter + HepMC2)", "delphes": "Delphes (pile-up 50)",
+STEP_LABELS = {"generation": "generation (Pythia + filter + HepMC2)", "delphes": "Delphes (with pile-up)",
                "imaging": "imaging", "pileup_share": "pile-up library (shared)"}
 
 
