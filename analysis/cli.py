@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from common import cli
@@ -19,6 +20,7 @@ from .errors import AnalysisError
 from .figure_isolation import Figure2Settings
 from .inputs import parse_labelled
 from .settings import READS
+from .simulation_cost import SampleRecords
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,7 +61,29 @@ def cmd_metrics_table(args: argparse.Namespace) -> None:
 
 
 def cmd_results_table(args: argparse.Namespace) -> None:
-    run.results_table(args.metrics, args.out_csv, args.out_md)
+    run.results_table(args.metrics, args.out_csv, args.out_md, simulation_cost=args.simulation_cost)
+
+
+def _by_sample(specs: Sequence[str] | None, what: str) -> dict[str, list[str]]:
+    """'SAMPLE=PATH' arguments grouped by sample, in the order given."""
+    out: dict[str, list[str]] = {}
+    for spec in specs or ():
+        sample, path = parse_labelled(spec, what)
+        out.setdefault(sample, []).append(path)
+    return out
+
+
+def cmd_simulation_cost(args: argparse.Namespace) -> None:
+    chunks, images = _by_sample(args.chunks, "--chunks"), _by_sample(args.images, "--images")
+    delphes, bench = _by_sample(args.delphes, "--delphes"), _by_sample(args.imaging_benchmark, "--imaging-benchmark")
+    if set(images) != set(chunks) or any(len(v) != 1 for v in images.values()):
+        raise AnalysisError(f"give one --images SAMPLE=PATH for each sample of --chunks ({sorted(chunks)}), "
+                            f"got {sorted(images)}")
+    samples = {name: SampleRecords(chunks=[Path(p) for p in paths], images=Path(images[name][0]),
+                                   delphes=[Path(p) for p in delphes.get(name, [])],
+                                   imaging_benchmark=Path(bench[name][0]) if name in bench else None)
+               for name, paths in chunks.items()}
+    run.simulation_cost(samples, Path(args.pileup) if args.pileup else None, args.out_json, args.out_md)
 
 
 def cmd_figure2(args: argparse.Namespace) -> None:
@@ -137,6 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--metrics", nargs="+", required=True, help="JSON records from `metrics`")
         p.add_argument("--out-csv", required=True, help="CSV output (one row per sample and model)")
         p.add_argument("--out-md", required=True, help="Markdown output (one table per sample)")
+        if name == "results-table":
+            p.add_argument("--simulation-cost", help="simulation_cost.json (`simulation-cost`): adds the speed-up "
+                                                     "of every model over the simulation")
+
+    p = command("simulation-cost", cmd_simulation_cost,
+                "simulation CPU per image by step and sample, from the run's records (JSON + Markdown)")
+    p.add_argument("--chunks", nargs="+", required=True, metavar="SAMPLE=PATH",
+                   help="{sample}/generator/chunk{i}.json records")
+    p.add_argument("--delphes", nargs="*", metavar="SAMPLE=PATH",
+                   help="the chunks' Delphes files, same order (their provenance holds Delphes' CPU when a record "
+                        "lacks it)")
+    p.add_argument("--images", nargs="+", required=True, metavar="SAMPLE=PATH", help="images.h5 of each sample")
+    p.add_argument("--imaging-benchmark", nargs="*", metavar="SAMPLE=PATH",
+                   help="Snakemake benchmark TSV of each sample's imaging job (optional; a missing file is skipped)")
+    p.add_argument("--pileup", help="pileup/minbias.json (the shared pile-up library's CPU)")
+    p.add_argument("--out-json", required=True, help="JSON output")
+    p.add_argument("--out-md", required=True, help="Markdown output")
 
     p = command("figure2", cmd_figure2, "isolation histograms real vs generated (paper Figure 2)")
     _multi_inputs(p)

@@ -4,7 +4,8 @@ Paper metric: EMD of the isolation distributions. CaloChallenge-style metrics: z
 fraction, non-zero pixels per image, pixel-intensity spectrum, total ET, pixel-pixel
 correlations, a classifier two-sample AUC, and EMD + separation power of every 1-D feature.
 Beyond: the near-zero isolation fraction (the paper's generated deficit at isolation ~ 0), and
-the generated file's `family` and `train_time_s` attributes copied for the results table.
+the generated file's `family`, `train_time_s` and sampling-cost (`sampling_*`) attributes copied for
+the results table.
 """
 from __future__ import annotations
 
@@ -58,7 +59,27 @@ def generated_info(generated: Images) -> dict[str, Any]:
                                 "re-run the sampling stage") from None
         if not (np.isfinite(seconds) and seconds >= 0):
             raise AnalysisError(f"{generated.path}: attribute train_time_s={seconds} must be finite and >= 0")
-    return {"family": family, "train_time_s": seconds}
+    return {"family": family, "train_time_s": seconds, **sampling_info(generated)}
+
+
+#: what the sampler recorded about its cost (model/sampling.py), copied into the record when present
+SAMPLING_ATTRS = {"sampling_n_images": int, "sampling_load_s": float, "sampling_loop_s": float,
+                  "sampling_load_cpu_s": float, "sampling_loop_cpu_s": float, "sampling_threads": int,
+                  "sampling_device": str, "sampling_device_name": str, "sampling_batch_size": int}
+
+
+def sampling_info(generated: Images) -> dict[str, Any]:
+    """The generated file's sampling-cost attributes (files written before they existed: none)."""
+    attrs = generated.data.attrs
+    out: dict[str, Any] = {}
+    for key, kind in SAMPLING_ATTRS.items():
+        if key in attrs:
+            try:
+                out[key] = kind(attrs[key])
+            except (TypeError, ValueError):
+                raise AnalysisError(f"{generated.path}: attribute {key}={attrs[key]!r} is not a {kind.__name__}; "
+                                    "re-run the sampling stage") from None
+    return out
 
 
 def _features(images: Images, cone: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:

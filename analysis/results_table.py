@@ -4,7 +4,11 @@ Reads the per-(sample, model) metrics records and puts side by side what decides
 models: isolation EMD (paper metric) with its statistical floor and relative to the
 independent-pixel baseline of the same sample, the zero-pixel fraction error, the classifier
 AUC, the training time, and the near-zero isolation fraction of real and generated images
-(the paper reports that its generator under-populates isolation ~ 0).
+(the paper reports that its generator under-populates isolation ~ 0). Given the simulation's cost
+(analysis/simulation_cost.py), also each model's speed-up over the simulation per image: simulation
+CPU per image / sampling cost per image as the sampler recorded it (model loading + the sampling
+loop, amortised over the images it generated; process start-up excluded): CPU seconds when it
+sampled on the CPU, wall seconds on a GPU.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AnalysisError
+from .simulation_cost import read_simulation_cost
 from .tables import BASELINE_MODEL, markdown_table, read_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,8 @@ RESULT_COLUMNS = (
     "zero_fraction_error_pp", "classifier_auc", "train_time_s", "low_isolation_threshold",
     "low_isolation_real_pct", "low_isolation_generated_pct", "low_isolation_diff_pp",
     "empty_cone_real_pct", "empty_cone_generated_pct", "empty_cone_diff_pp",
+    "simulation_cpu_ms_per_image", "sampling_device", "sampling_threads", "sampling_us_per_image", "speedup_cpu",
+    "speedup_gpu",
 )
 
 
@@ -71,11 +78,35 @@ def _baseline_emd(records: list[dict[str, Any]], sample: str) -> float | None:
     return float(candidates[0]["isolation_emd"])
 
 
+def speedup_columns(rec: dict[str, Any], simulation_s_per_image: float | None, source: str) -> dict[str, Any]:
+    """Sampling cost per image (us) and the speed-up over the simulation, CPU or GPU (blank when not recorded)."""
+    out: dict[str, Any] = {"simulation_cpu_ms_per_image": None if simulation_s_per_image is None
+                           else 1e3 * simulation_s_per_image, "sampling_device": rec.get("sampling_device"),
+                           "sampling_threads": rec.get("sampling_threads"), "sampling_us_per_image": None,
+                           "speedup_cpu": None, "speedup_gpu": None}
+    n = _number(rec, "sampling_n_images", source, optional=True)
+    device = str(rec.get("sampling_device") or "")
+    if not n or not device:
+        return out
+    on_gpu = device.startswith("cuda")
+    keys = ("sampling_load_s", "sampling_loop_s") if on_gpu else ("sampling_load_cpu_s", "sampling_loop_cpu_s")
+    seconds = [_number(rec, k, source, optional=True) for k in keys]
+    if any(v is None for v in seconds):
+        return out
+    per_image = sum(seconds) / n  # type: ignore[arg-type]
+    out["sampling_us_per_image"] = 1e6 * per_image
+    if simulation_s_per_image is not None and per_image > 0:
+        out["speedup_gpu" if on_gpu else "speedup_cpu"] = simulation_s_per_image / per_image
+    return out
+
+
 def results_rows(records: Sequence[dict[str, Any]],
-                 sources: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
+                 sources: Sequence[str | Path] | None = None,
+                 simulation_cost: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
     """One row per (sample, model): checked, derived (ratio, differences in percentage points), sorted.
 
-    `sources` names the file of each record in error messages. Rows are grouped by sample
+    `sources` names the file of each record in error messages; `simulation_cost` (simulation CPU seconds
+    per image by sample) adds the speed-up columns. Rows are grouped by sample
     (first-seen order) and sorted by isolation EMD within each sample (NaN last).
     """
     records = list(records)
@@ -107,6 +138,7 @@ def results_rows(records: Sequence[dict[str, Any]],
             "low_isolation_diff_pp": 100.0 * (num["low_isolation_fraction_generated"]
                                               - num["low_isolation_fraction_real"]),
             **_empty_cone_columns(rec, source),
+            **speedup_columns(rec, (simulation_cost or {}).get(key[0]), source),
         })
     thresholds = sorted({r["low_isolation_threshold"] for r in rows})
     if len(thresholds) > 1:
@@ -160,8 +192,19 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "Training time is from the generated file (blank: not recorded). Sorted by isolation EMD;",
         "the baseline row is marked.\n",
     ]
+    speed = any(r["sampling_us_per_image"] is not None for r in rows)
+    if speed:
+        parts += [
+            "Speed-up: the simulation's CPU per real image (Pythia + Delphes + imaging, one core;",
+            "docs/benchmarks.md) / the sampling cost per generated image as the sampler recorded it",
+            "(model loading + sampling loop over the images generated, process start-up excluded):",
+            "CPU seconds on the CPU (threads as given), wall seconds on a GPU.\n",
+        ]
     header = [*MD_HEADER, f"iso < {t:g} real [%]", f"iso < {t:g} gen [%]", "gen - real [pp]",
               "empty cone real [%]", "empty cone gen [%]", "gen - real [pp]"]
+    if speed:
+        header += ["sim. CPU / image [ms]", "sampled on", "sampling / image [us]", "speed-up (CPU)",
+                   "speed-up (GPU)"]
     for sample in dict.fromkeys(r["sample"] for r in rows):
         table = []
         for r in (r for r in rows if r["sample"] == sample):
@@ -174,14 +217,29 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
                 _cell(r["low_isolation_diff_pp"], "+.1f"), _cell(r["empty_cone_real_pct"], ".1f"),
                 _cell(r["empty_cone_generated_pct"], ".1f"), _cell(r["empty_cone_diff_pp"], "+.1f"),
             ])
+            if speed:
+                table[-1] += [_cell(r["simulation_cpu_ms_per_image"], ".1f"), _device(r),
+                              _cell(r["sampling_us_per_image"], ".2f"), _cell(r["speedup_cpu"], ",.0f"),
+                              _cell(r["speedup_gpu"], ",.0f")]
         parts += [f"## {sample}\n", markdown_table(header, table)]
     return "\n".join(parts)
 
 
-def write_results_table(paths: Sequence[str | Path], csv_path: str | Path, md_path: str | Path) -> list[dict[str, Any]]:
-    """Read metrics records from `paths`, write the results table (CSV + Markdown), return its rows."""
+def _device(row: dict[str, Any]) -> str:
+    """Where a model sampled: 'cpu, 1 thread', 'cuda', or blank."""
+    device = row["sampling_device"] or ""
+    if device == "cpu" and row["sampling_threads"]:
+        return f"cpu, {row['sampling_threads']} thread{'s' if row['sampling_threads'] != 1 else ''}"
+    return device
+
+
+def write_results_table(paths: Sequence[str | Path], csv_path: str | Path, md_path: str | Path, *,
+                        simulation_cost: str | Path | None = None) -> list[dict[str, Any]]:
+    """Read metrics records from `paths` (and the simulation's cost per image, when given), write the results
+    table (CSV + Markdown), return its rows."""
     paths = [Path(p) for p in paths]
-    rows = results_rows(read_records(paths, required=REQUIRED_KEYS), paths)
+    cost = read_simulation_cost(simulation_cost) if simulation_cost else None
+    rows = results_rows(read_records(paths, required=REQUIRED_KEYS), paths, cost)
     write_csv(csv_path, rows, RESULT_COLUMNS)
     write_text(md_path, results_markdown(rows))
     return rows

@@ -31,6 +31,7 @@ from .inputs import Grid, Images, check_compatible, load_images
 from .isolation import isolation
 from .metrics import MetricSettings, pair_metrics
 from .results_table import write_results_table
+from .simulation_cost import SampleRecords, write_simulation_cost
 from .tables import read_records, write_emd_table, write_metrics_table
 
 log = logging.getLogger("analysis")
@@ -81,9 +82,10 @@ def metrics_table(records: Sequence[str], out_csv: str, out_md: str) -> None:
     log.info("wrote %s and %s", out_csv, out_md)
 
 
-def results_table(records: Sequence[str], out_csv: str, out_md: str) -> None:
-    """Results table: one row per sample and model, sorted by isolation EMD."""
-    for r in write_results_table(records, out_csv, out_md):
+def results_table(records: Sequence[str], out_csv: str, out_md: str, *, simulation_cost: str | None = None) -> None:
+    """Results table: one row per sample and model, sorted by isolation EMD (with the speed-up over the
+    simulation when its cost record is given)."""
+    for r in write_results_table(records, out_csv, out_md, simulation_cost=simulation_cost):
         ratio = "-" if r["emd_ratio_to_baseline"] is None else f"{r['emd_ratio_to_baseline']:.2f}"
         log.info("%s %-28s %-10s EMD %.4f (x%s baseline) zero-frac %+.2f pp, AUC %.3f, iso<%g %+.1f pp",
                  r["sample"], r["model"], r["family"], r["isolation_emd"], ratio, r["zero_fraction_error_pp"],
@@ -189,3 +191,14 @@ def fidelity_study_table(records: Sequence[str], out_csv: str, out_md: str, out_
     fidelity_table(recs, out_csv, out_md)
     plot_fidelity_averages(recs, out_figure, style=style, dpi=dpi)
     log.info("wrote %s, %s and %s", out_csv, out_md, ", ".join(out_figure))
+
+
+def simulation_cost(samples: Mapping[str, SampleRecords], pileup: Path | None, out_json: str, out_md: str) -> None:
+    """Simulation CPU per image by step and sample (JSON + Markdown)."""
+    cost = write_simulation_cost(samples, pileup, out_json, out_md)
+    for name, s in cost["samples"].items():
+        per, total = s["cpu_ms_per_image"], s["total_cpu_s_per_image"]
+        log.info("%s: %d images, CPU per image %s ms (%s)", name, s["n_images"],
+                 "?" if total is None else f"{1e3 * total:.1f}",
+                 ", ".join(f"{k} {'?' if v is None else f'{v:.1f}'}" for k, v in per.items()))
+    log.info("wrote %s and %s", out_json, out_md)

@@ -12,6 +12,7 @@ READS: dict[str, tuple[str, ...]] = {
     "emd-table": (),
     "metrics-table": (),
     "results-table": (),
+    "simulation-cost": (),
     "figure2": ("isolation_cone", "figure2", "plots", "max_images"),
     "figure3": ("figure3", "plots", "max_images"),
     "features": ("isolation_cone", "features", "plots", "max_images"),

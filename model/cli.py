@@ -53,7 +53,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     seed = derive_seed(args.seed, "sample", args.sample or "", args.model_name)
     path = sample_to_file(args.model, args.out, n=section["n_generated"], seed=seed, model_name=args.model_name,
                           device=device, batch_size=section["sample_batch_size"], progress=not args.no_progress,
-                          real=args.real)
+                          real=args.real, cuda_batch_size=section["sample_batch_size_cuda"])
     log.info("wrote %s", path)
 
 

@@ -251,9 +251,9 @@ def sample_images(
 
     def make(noise: torch.Tensor, rows: slice, rng: torch.Generator) -> torch.Tensor:
         logits, eta = generator(noise, None if pts is None else pts[rows])  # (k, D)
-        z = torch.rand(logits.shape, generator=rng, device=device) < torch.sigmoid(logits)
+        empty = torch.rand(logits.shape, generator=rng, device=device) >= torch.sigmoid(logits)  # not Bern(pi)
         values = likelihood.sample(eta, generator=rng)
-        return torch.where(z, values, torch.zeros_like(values))
+        return values.masked_fill_(empty, 0.0)  # in place: no second (k, D) tensor
 
     return generate_in_batches(n, generator.spec.npix, generator.spec.noise_dim, make, seed=seed,
                                batch_size=batch_size, device=device, progress=progress, desc="sample")

@@ -7,15 +7,22 @@ models /muon/pt holds the weighted mean real muon pT for every image (the paper'
 approximation), noted in the attrs. A pT-conditional model generates each image at a pT drawn
 (seeded) from the weighted pT distribution of the real images (`--real`), and /muon/pt holds
 that pT.
+
+The generated file also records what sampling cost (`sampling_load_s`: device set-up and model
+loading; `sampling_loop_s`: the batched sampling loop; with the device, CPU threads and batch
+size): the results table's speed-up over the simulation reads it (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import logging
+import platform
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from common.provenance import file_digest, provenance
 from common.seeds import derive_seed
@@ -56,6 +63,28 @@ def train_time_s(record: Mapping[str, Any]) -> float:
     return float(sum(float(row.get("time_s", 0.0)) for row in record.get("log", [])))
 
 
+def sampling_cost_attrs(n: int, load_s: float, loop_s: float, device: torch.device, batch_size: int, *,
+                        load_cpu_s: float, loop_cpu_s: float) -> dict[str, Any]:
+    """Generated-file attributes of what sampling n images cost: wall and process CPU seconds of set-up + model
+    loading and of the sampling loop, and where (device, its name, CPU threads, batch size)."""
+    return {"sampling_n_images": int(n), "sampling_load_s": float(load_s), "sampling_loop_s": float(loop_s),
+            "sampling_load_cpu_s": float(load_cpu_s), "sampling_loop_cpu_s": float(loop_cpu_s),
+            "sampling_device": str(device),
+            "sampling_threads": int(torch.get_num_threads()), "sampling_batch_size": int(batch_size),
+            "sampling_device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what `platform` knows), to state the machine of a timing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_generated_file(
     out_path: str | Path,
     images: np.ndarray,
@@ -83,10 +112,19 @@ def sample_to_file(
     batch_size: int = 4096,
     progress: bool = True,
     real: str | Path | None = None,
+    cuda_batch_size: int | None = None,
 ) -> Path:
-    """Sample n images (default: as many as the training set) from model.pt (any family) into an images.h5 file."""
+    """Sample n images (default: as many as the training set) from model.pt (any family) into an images.h5 file.
+
+    `cuda_batch_size` (when given) replaces `batch_size` on a GPU, where larger batches fill the device.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
     dev = resolve_device(device)
     model, record = load_model(model_path, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        batch_size = int(cuda_batch_size or batch_size)
+    load_s, load_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     family = family_module(record["family"])
     info = record["training_data"]
     n = int(info["n_images"]) if n is None else int(n)
@@ -108,13 +146,18 @@ def sample_to_file(
         pt = np.full(n, mean_pt, dtype=np.float32)
     log.info("sampling %d images from %s (%s) on %s%s", n, model_path, record["family"], dev,
              " at real pTs" if conditional else "")
+    t1, c1 = time.perf_counter(), time.process_time()
     images = family.generate(model, n, seed=seed, batch_size=batch_size, device=dev, progress=progress,
                              pt_gev=pt if conditional else None)
+    loop_s, loop_cpu_s = time.perf_counter() - t1, time.process_time() - c1  # generate returns host memory: done
+    log.info("sampling: %.3f s set-up + model loading, %.3f s loop (%.1f us per image, batch %d, %s, %d CPU threads)",
+             load_s, loop_s, 1e6 * loop_s / n, batch_size, dev, torch.get_num_threads())
     attrs: dict[str, Any] = {
         "model": model_name, "model_file_digest": file_digest(model_path), "training_data_digest": info["digest"],
         "muon_pt_note": PT_NOTE_CONDITIONAL if conditional else PT_NOTE, "mean_muon_pt_gev": mean_pt,
         **family.sample_attrs(record), "arch": record["config"]["arch"], "family": record["family"],
         "train_time_s": train_time_s(record), "real_images": str(real) if real is not None else "",
+        **sampling_cost_attrs(n, load_s, loop_s, dev, batch_size, load_cpu_s=load_cpu_s, loop_cpu_s=loop_cpu_s),
     }
     return write_generated_file(
         out_path, images, pt, sample=str(info["sample"]), radius=float(info["radius"]),

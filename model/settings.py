@@ -26,7 +26,7 @@ def model_keys() -> tuple[str, ...]:
 MODEL_KEYS = model_keys()
 READS: dict[str, tuple[str, ...]] = {
     "train": (*MODEL_KEYS, "threads", "models"),
-    "sample": ("device", "n_generated", "sample_batch_size", "threads", "models"),
+    "sample": ("device", "n_generated", "sample_batch_size", "sample_batch_size_cuda", "threads", "models"),
     "baseline": ("n_generated",),
 }
 

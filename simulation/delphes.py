@@ -198,6 +198,8 @@ def delphes_run(card_text: str, output: Path, n_events: int, label: str,
         check_delphes_output(tmp_root, n_events, label)
         import uproot
 
+        if metadata is not None:  # the caller's record (the pipe transport's chunk JSON) gets Delphes' CPU too
+            metadata["delphes_cpu_s"] = delphes_cpu_s
         metadata = {**(metadata or {}), "delphes_card_text": card_text, "delphes_cpu_s": delphes_cpu_s}
         with uproot.update(tmp_root) as f:
             f["provenance"] = json.dumps(metadata, sort_keys=True, default=str)

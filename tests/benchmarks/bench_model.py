@@ -60,7 +60,12 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--target-images", type=int, default=100_000)
     p.add_argument("--target-epochs", type=int, default=30)
+    p.add_argument("--models", nargs="+", help="only these configured models (default: all)")
     args = p.parse_args()
+    models = configured_models()
+    unknown = sorted(set(args.models or ()) - set(models))
+    if unknown:
+        raise SystemExit(f"error: --models {unknown} are not in config.yaml training.models ({sorted(models)})")
     torch.set_num_threads(args.threads)
     images, pt, w = synthetic_images(args.n, seed=1)
     data = training_data_from_arrays(images, w, pt)
@@ -70,7 +75,9 @@ def main() -> None:
               f"{'cpu us/img':>11}{'30ep@100k min (cpu)':>20}{'sample img/s':>13}")
     print(header)
     print("-" * len(header))
-    for name, settings in configured_models().items():
+    for name, settings in models.items():
+        if args.models and name not in args.models:
+            continue
         cfg = TrainConfig.from_mapping({**settings, "epochs": args.epochs, "seed": 1, "device": args.device})
         cpu0 = time.process_time()
         res, sampler = _train(data, cfg)
@@ -83,7 +90,7 @@ def main() -> None:
         srate = 20000 / (time.perf_counter() - t0)
         minutes = args.target_epochs * args.target_images / rate / 60
         print(f"{name:<33}{cfg.arch:<7}{cfg.objective:<6}{cfg.width:>6}{cfg.batch_size:>5}{cfg.K:>5}{rate:>12.0f}"
-              f"{minutes:>14.1f}{cpu_per_image * 1e6:>11.0f}{cpu_minutes:>20.1f}{srate:>13.0f}")
+              f"{minutes:>14.1f}{cpu_per_image * 1e6:>11.0f}{cpu_minutes:>20.1f}{srate:>13.0f}", flush=True)
     t0 = time.perf_counter()
     sample_independent_pixels(data, 20000, seed=3, progress=False)
     print(f"{'independent_pixels':<33}{'-':<7}{'-':<6}{'':>6}{'':>5}{'':>5}{'':>12}{'':>14}{'':>11}{'':>20}"

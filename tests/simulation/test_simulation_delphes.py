@@ -72,6 +72,8 @@ def test_both_samples_write_towers_and_muons(both_samples, sample):
     with uproot.open(root) as f:  # the same record travels inside the ROOT file
         embedded = json.loads(str(f["provenance"]))
     assert embedded["generation"] == gen and "set MeanPileUp 50" in embedded["delphes_card_text"]
+    # Delphes' CPU in the chunk record too (the simulation cost per image reads it there)
+    assert stats["delphes_cpu_s"] == embedded["delphes_cpu_s"] > 0
 
 
 def test_background_keeps_non_isolated_muons(tmp_path, pileup_library):

@@ -146,6 +146,16 @@ def test_every_final_output_has_its_schema(tiny_run: Path):
         assert float(row["isolation_emd"]) >= 0 and float(row["paper_emd"]) > 0
     assert (tiny_run / "tables" / "metrics.csv").stat().st_size > 0
     assert "independent_pixels" in (tiny_run / "tables" / "isolation_emd.md").read_text()
+    # the simulation's CPU per image from the run's records, and every trained model's speed-up over it
+    cost = json.loads((tiny_run / "tables" / "simulation_cost.json").read_text())["samples"]
+    for sample in SAMPLES:
+        assert cost[sample]["n_images"] == len(real[sample]) and cost[sample]["total_cpu_s_per_image"] > 0
+        assert cost[sample]["cpu_s"]["delphes"] > 0 and cost[sample]["delphes_cpu_source"] == "chunk records"
+    with open(tiny_run / "tables" / "results.csv") as f:
+        results = list(csv.DictReader(f))
+    for row in results:
+        if row["model"] != "independent_pixels":
+            assert float(row["speedup_cpu"]) > 0 and row["sampling_device"] == "cpu", row["model"]
 
 
 def _planned_rules(dry_run_output: str) -> set[str]:

@@ -45,7 +45,8 @@ PROFILE = PROJECT_DIR / "workflow" / "profiles" / "slurm"
 ACCOUNT, PARTITION = "pipeline", "local"
 JOBS = os.environ.get("SLURM_TEST_JOBS", "2")
 #: the rules the workflow declares `localrules:` (targets and table merges): run by Snakemake itself
-LOCAL_RULES = {"all", "analysis_emd_table", "analysis_metrics_table", "analysis_results_table"}
+LOCAL_RULES = {"all", "analysis_emd_table", "analysis_metrics_table", "analysis_results_table",
+               "analysis_simulation_cost"}
 #: the failing job: a colour map matplotlib does not know makes `analysis figure3` exit non-zero
 #: the rules that draw average images with analysis.figure3.cmap: a bad colour map fails both
 FAILING_RULES = ("analysis_average_images_all_models", "analysis_figure3")

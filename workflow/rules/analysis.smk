@@ -28,9 +28,10 @@ _ALL_IMAGES, _ALL_ARGS = _figure_images(ANALYSIS_MODELS), _figure_args(ANALYSIS_
 EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
 METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
 RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
+SIMULATION_COST = [out("tables", f"simulation_cost.{ext}") for ext in ("json", "md")]
 
 
-localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table
+localrules: analysis_emd_table, analysis_metrics_table, analysis_results_table, analysis_simulation_cost
 
 
 rule analysis_metrics:
@@ -89,10 +90,39 @@ rule analysis_metrics_table:
         "python -m analysis metrics-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
-rule analysis_results_table:
-    """Results table: every model on both samples (EMD, vs baseline, zero-fraction error, AUC, train time)."""
+rule analysis_simulation_cost:
+    """Simulation CPU per image by step and sample, from the run's own records (the speed-up's numerator).
+    The imaging job's benchmark file is read when present (not an input: a missing one reruns nothing)."""
     input:
-        _metrics_records(),
+        chunks=[f for s in SAMPLES for f in simulation_records(s)],
+        delphes=[f for s in SAMPLES for f in delphes_chunks(s)],
+        images=[_real_images(s) for s in SAMPLES],
+        pileup=pileup_record(),
+    output:
+        json=SIMULATION_COST[0],
+        md=SIMULATION_COST[1],
+    params:
+        chunks=[f"{s}={f}" for s in SAMPLES for f in simulation_records(s)],
+        delphes=[f"{s}={f}" for s in SAMPLES for f in delphes_chunks(s)],
+        images=[f"{s}={_real_images(s)}" for s in SAMPLES],
+        bench=[f"{s}={BENCH / 'imaging' / f'{s}.tsv'}" for s in SAMPLES],
+        pileup=" ".join(f"--pileup {f}" for f in pileup_record()),
+    log:
+        LOGS / "analysis" / "simulation_cost.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m analysis simulation-cost --chunks {params.chunks} --delphes {params.delphes}"
+        " --images {params.images} --imaging-benchmark {params.bench} {params.pileup}"
+        " --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+
+
+rule analysis_results_table:
+    """Results table: every model on both samples (EMD, vs baseline, zero-fraction error, AUC, train time,
+    speed-up over the simulation)."""
+    input:
+        metrics=_metrics_records(),
+        cost=SIMULATION_COST[0],
     output:
         csv=report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
         md=RESULTS_TABLE[1],
@@ -101,7 +131,8 @@ rule analysis_results_table:
     conda:
         CONDA_ENV
     shell:
-        "python -m analysis results-table --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "python -m analysis results-table --metrics {input.metrics} --simulation-cost {input.cost}"
+        " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule analysis_figure2:

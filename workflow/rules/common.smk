@@ -143,6 +143,17 @@ def delphes_chunks(sample):
     return [sim_out(sample, "delphes", f"chunk{i}.root") for i in range(n)]
 
 
+def simulation_records(sample):
+    """Every chunk's generation record (CPU by step, events) of one sample."""
+    n = len(chunk_sizes(SIM["events_per_sample"], SIM["events_per_chunk"]))
+    return [sim_out(sample, "generator", f"chunk{i}.json") for i in range(n)]
+
+
+def pileup_record():
+    """The pile-up library's generation record (native backend; the container backend writes none)."""
+    return [] if SIM["backend"] == "container" else [sim_out("pileup", "minbias.json")]
+
+
 def simulation_targets():
     """All Delphes chunk files of the configured samples."""
     return [path for sample in SAMPLES for path in delphes_chunks(sample)]
