@@ -44,10 +44,6 @@ def plain_loop(generator, likelihood, n: int, *, seed: int, batch_size: int, dev
 def test_fast_loop_gives_the_plain_loops_images(synthetic_data, device, arch, width, monkeypatch):
     # the pipeline's device set-up: on CUDA it makes cuDNN deterministic; without it the transposed
     # convolutions pick algorithms that differ in the last bits from call to call (seen on an H200)
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", torch.backends.cudnn.deterministic)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", torch.backends.cuda.matmul.allow_tf32)
     resolve_device(device)
     generator, likelihood = init_model(synthetic_data, dataclasses.replace(CFG, arch=arch, width=width))
     generator, likelihood = generator.to(device), likelihood.to(device)
