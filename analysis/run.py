@@ -19,6 +19,7 @@ from tqdm import tqdm
 from common.provenance import atomic_output, file_digest, provenance
 
 from .classifier import ClassifierSettings
+from .cnn_classifier import CnnSettings
 from .correlation import pixel_correlation
 from .errors import AnalysisError
 from .features import average_image, image_features, nonzero_pixel_values
@@ -30,6 +31,7 @@ from .figure_isolation import Figure2Settings, WeightedValues, plot_figure2
 from .inputs import Grid, Images, check_compatible, load_images
 from .isolation import isolation
 from .metrics import MetricSettings, pair_metrics
+from .physics_distance import PhysicsDistanceSettings
 from .results_table import write_results_table
 from .tables import read_records, write_emd_table, write_metrics_table
 
@@ -42,12 +44,23 @@ Generated = tuple[str, str, str]
 
 def metric_settings(section: Mapping[str, Any]) -> MetricSettings:
     """MetricSettings from the config's `analysis:` section (isolation_cone and metrics)."""
-    m, clf = section["metrics"], section["metrics"]["classifier"]
+    m, clf, cnn, pd = (section["metrics"], section["metrics"]["classifier"], section["metrics"]["cnn_classifier"],
+                       section["metrics"]["fpd_kpd"])
     return MetricSettings(
         cone=section["isolation_cone"], separation_bins=m["separation_bins"], low_isolation=m["low_isolation"],
         classifier=ClassifierSettings(
             hidden_layers=tuple(clf["hidden_layers"]), epochs=clf["epochs"], learning_rate=clf["learning_rate"],
-            test_fraction=clf["test_fraction"], max_images_per_class=clf["max_images_per_class"]))
+            test_fraction=clf["test_fraction"], max_images_per_class=clf["max_images_per_class"]),
+        cnn=CnnSettings(
+            channels=tuple(cnn["channels"]), hidden=cnn["hidden"], epochs=cnn["epochs"], patience=cnn["patience"],
+            learning_rate=cnn["learning_rate"], batch_size=cnn["batch_size"], splits=tuple(cnn["splits"]),
+            max_images_per_class=cnn["max_images_per_class"], bootstrap=cnn["bootstrap"], device=cnn["device"],
+            threads=cnn["threads"]),
+        fpd_kpd=PhysicsDistanceSettings(
+            fpd_min_samples=pd["fpd_min_samples"], fpd_max_samples=pd["fpd_max_samples"],
+            fpd_num_batches=pd["fpd_num_batches"], fpd_num_points=pd["fpd_num_points"],
+            kpd_num_batches=pd["kpd_num_batches"], kpd_batch_size=pd["kpd_batch_size"], kpd_degree=pd["kpd_degree"],
+            isolation_cones=tuple(pd["isolation_cones"])))
 
 
 def _write_json(path: str | Path, record: dict[str, Any], indent: int | None = None) -> None:
