@@ -127,7 +127,8 @@ def read_calo_sums(path: str | Path, n_images: int) -> tuple[np.ndarray, np.ndar
         for key in TOWER_ET_KEYS:
             et = np.asarray(group[key][: offsets[-1]], dtype=np.float64)
             if et.shape != (offsets[-1],):
-                raise AnalysisError(f"{path}: /{TOWER_GROUP}/{key} has {et.shape[0]} towers, offsets need {offsets[-1]}")
+                raise AnalysisError(f"{path}: /{TOWER_GROUP}/{key} has {et.shape[0]} towers, "
+                                    f"its offsets need {offsets[-1]}; re-run the stage that wrote the file")
             # per-image sums without a loop: cumulative sum read at the offsets
             cum = np.concatenate([[0.0], np.cumsum(et)])
             sums.append(cum[offsets[1:]] - cum[offsets[:-1]])

@@ -4,8 +4,9 @@ Paper metric: EMD of the isolation distributions. CaloChallenge-style metrics: z
 fraction, non-zero pixels per image, pixel-intensity spectrum, total ET, pixel-pixel
 correlations, a classifier two-sample AUC on per-image features and one on the pixels (a small
 CNN), EMD + separation power of every 1-D feature, FPD and KPD (JetNet's estimators) on
-high-level features, and the 99th / 99.9th percentiles of max pixel ET and total ET. Beyond: the near-zero isolation fraction (the paper's generated deficit at isolation ~ 0), and
-the generated file's `family` and `train_time_s` attributes copied for the results table.
+high-level features, and the 99th / 99.9th percentiles of max pixel ET and total ET. Beyond: the
+near-zero isolation fraction (the paper's generated deficit at isolation ~ 0), and the generated
+file's `family` and `train_time_s` attributes copied for the results table.
 """
 from __future__ import annotations
 
