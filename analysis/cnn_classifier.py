@@ -58,24 +58,36 @@ class CnnResult:
 
 class PixelCnn(nn.Module):
     """Three 4x4 stride-2 conv layers (each halves the image; the first sees every pair of
-    neighbouring pixels) and a small dense head -> one logit per image."""
+    neighbouring pixels) and a small dense head -> one logit per image.
+
+    Besides the last feature maps the head gets global poolings: the input's sum and non-zero
+    count and each conv layer's spatial mean. Without them the net did not see what the
+    independent-pixel baseline gets wrong (the spread of the per-image multiplicity and ET, an
+    image-wide sum) at ~2,000 images per class: AUC 0.51 on the default run's background,
+    0.62 with them (the feature classifier: 0.70).
+    """
 
     def __init__(self, npix: int, channels: tuple[int, int, int] = (8, 16, 32), hidden: int = 32) -> None:
         super().__init__()
         if npix % 8:
             raise AnalysisError(f"pixel classifier needs npix divisible by 8, got {npix}")
-        layers: list[nn.Module] = []
-        c_in = 1
+        convs, c_in = [], 1
         for c_out in channels:  # (B, c_in, n, n) -> (B, c_out, n/2, n/2)
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+            convs.append(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1))
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(  # (B, c * (npix/8)^2) -> (B, 1)
-            nn.Flatten(), nn.Linear(c_in * (npix // 8) ** 2, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.convs = nn.ModuleList(convs)
+        n_in = c_in * (npix // 8) ** 2 + 2 + sum(channels)  # last maps, input sum and count, each layer's mean
+        self.head = nn.Sequential(  # (B, n_in) -> (B, 1); batch norm puts the pooled sums and the maps on one scale
+            nn.BatchNorm1d(n_in), nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 1, npix, npix) -> logits (B,)."""
-        return self.head(self.features(x)).squeeze(1)
+        pooled = [x.sum(dim=(2, 3)), (x != 0).sum(dim=(2, 3)).to(x.dtype)]
+        h = x
+        for conv in self.convs:
+            h = torch.relu(conv(h))
+            pooled.append(h.mean(dim=(2, 3)))  # (B, c_out)
+        return self.head(torch.cat([h.flatten(1), *pooled], dim=1)).squeeze(1)
 
 
 def pixel_input(images: np.ndarray) -> np.ndarray:
