@@ -52,18 +52,18 @@ def plot_radial_profiles(
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(ref.mean > 0, ref.err / ref.mean, np.nan)
         _band(main, edges, ref.mean - ref.err, ref.mean + ref.err, color=REAL_COLOUR, alpha=0.5)
-        main.stairs(ref.mean, edges, color=REAL_COLOUR, lw=2, label="real")
+        main.stairs(ref.mean, edges, baseline=None, color=REAL_COLOUR, lw=2, label="real")
         _band(ratio, edges, 1 - rel, 1 + rel, color=REAL_COLOUR, alpha=0.5)
         for i, (model, prof) in enumerate(generated[sample].items()):
             colour = model_colour(model, i)
             ls = "--" if colour == "black" else "-"
             _band(main, edges, prof.mean - prof.err, prof.mean + prof.err, color=colour, alpha=0.25)
-            main.stairs(prof.mean, edges, color=colour, ls=ls, lw=1.6, label=model)
+            main.stairs(prof.mean, edges, baseline=None, color=colour, ls=ls, lw=1.6, label=model)
             with np.errstate(divide="ignore", invalid="ignore"):
                 rat = np.where(ref.mean > 0, prof.mean / ref.mean, np.nan)
                 rat_err = np.where(ref.mean > 0, prof.err / ref.mean, np.nan)
             _band(ratio, edges, rat - rat_err, rat + rat_err, color=colour, alpha=0.25)
-            ratio.stairs(rat, edges, color=colour, ls=ls, lw=1.4)
+            ratio.stairs(rat, edges, baseline=None, color=colour, ls=ls, lw=1.4)
         main.set_title(SAMPLE_TITLES.get(sample, sample), fontsize=18)
         main.set_ylabel(r"mean $E_T$ per pixel [GeV]", fontsize=16)
         main.set_xlim(edges[0], edges[-1])
@@ -72,8 +72,7 @@ def plot_radial_profiles(
         else:
             main.set_ylim(0.0, None)
         main.legend(fontsize=12, title=f"{sample}; bands: $\\pm 1$ standard error", title_fontsize=12)
-        ratio.axhline(1.0, color=REAL_COLOUR, lw=1)
-        ratio.set_ylim(0.0, 2.0)
+        ratio.axhline(1.0, color=REAL_COLOUR, lw=1)  # y range follows the data: a 5% offset stays visible
         ratio.set_xlabel(r"$\Delta R$ from the muon (ring of the pixel centre)", fontsize=16)
         ratio.set_ylabel("gen / real", fontsize=16)
     fig.align_ylabels(axes[:, 0])
