@@ -100,6 +100,14 @@ def cmd_figure3(args: argparse.Namespace) -> None:
                 style=s["plots"]["style"], dpi=s["plots"]["dpi"], max_images=s["max_images"])
 
 
+def cmd_radial_profile(args: argparse.Namespace) -> None:
+    s = _settings(args)
+    rp = s["radial_profile"]
+    run.radial_profiles(_real(args), _generated(args), args.out, ring_width=rp["ring_width"], r_max=rp["r_max"],
+                        log_y=rp["log_y"], style=s["plots"]["style"], dpi=s["plots"]["dpi"],
+                        max_images=s["max_images"])
+
+
 def cmd_features(args: argparse.Namespace) -> None:
     s = _settings(args)
     generated = [parse_labelled(spec, "--generated") for spec in args.generated]
@@ -187,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     _multi_inputs(p)
     p.add_argument("--out-linear", nargs="+", required=True, help="figure files, linear colour scale")
     p.add_argument("--out-log", nargs="+", required=True, help="figure files, logarithmic colour scale")
+
+    p = command("radial-profile", cmd_radial_profile,
+                "radial ET profile (mean ET per pixel against dR) real vs generated, beside Figure 3")
+    _multi_inputs(p)
+    p.add_argument("--out", nargs="+", required=True, help="figure files (.pdf/.png/.svg)")
 
     p = command("features", cmd_features, "CaloChallenge-style feature and correlation figures of one sample")
     p.add_argument("--sample", required=True)

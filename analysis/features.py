@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import AnalysisError
 from .geometry import delta_r_map
 from .isolation import DEFAULT_CONE, cone_et, isolation
 
@@ -86,3 +87,82 @@ def classifier_features(images: np.ndarray, radius: float, n_rings: int = 8) -> 
         count,
     ]
     return np.concatenate([np.asarray(c, dtype=np.float32) for c in cols], axis=1)
+
+
+def et_weighted_radius(images: np.ndarray, radius: float) -> np.ndarray:
+    """ET-weighted mean dR of the pixels from the image centre, per image (N,); 0 for images whose ET sum is <= 0."""
+    dr = delta_r_map(images.shape[1], radius).reshape(-1)
+    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    total = flat.sum(axis=1)
+    moment = flat @ dr
+    return np.divide(moment, total, out=np.zeros_like(total), where=total > 0)
+
+
+def physics_features(
+    images: np.ndarray, muon_pt_gev: np.ndarray, radius: float, cones: tuple[float, ...],
+    calo_sums: tuple[np.ndarray, np.ndarray] | None = None, *, source: str = "images",
+) -> tuple[np.ndarray, list[str]]:
+    """High-level features per image for FPD and KPD: (N, d) float64 and their names.
+
+    Isolation at each cone of `cones`, non-zero pixel count, max pixel ET (GeV), ET-weighted
+    dR, and the ECal and HCal ET sums (GeV) when `calo_sums` = (ecal, hcal) is given (they come
+    from the file's towers; files without towers, such as a per-pixel model's, leave them out).
+    """
+    flat = images.reshape(images.shape[0], -1)
+    cols = [isolation(images, muon_pt_gev, radius, c, source=source) for c in cones]
+    names = [f"isolation_{c:g}" for c in cones]
+    cols += [np.count_nonzero(flat, axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64),
+             et_weighted_radius(images, radius)]
+    names += ["n_nonzero", "max_pixel_et", "et_weighted_radius"]
+    if calo_sums is not None:
+        cols += [np.asarray(s, dtype=np.float64) for s in calo_sums]
+        names += ["ecal_et", "hcal_et"]
+    return np.stack(cols, axis=1), names
+
+
+def weighted_percentile(values: np.ndarray, weight: np.ndarray, q: float) -> float:
+    """The `q`-th percentile (0-100) of `values` with per-value weights: the weighted CDF taken at
+    each value's midpoint and inverted linearly (equal weights give numpy's method='hazen')."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    if v.size == 0:
+        return float("nan")
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return float(np.interp(q / 100.0, cdf, v))
+
+
+def ring_edges(ring_width: float, r_max: float) -> np.ndarray:
+    """dR edges [0, w, 2w, ..., r_max] of the radial profile's rings."""
+    if not 0 < ring_width <= r_max:
+        raise AnalysisError(f"radial profile needs 0 < ring_width <= r_max, got {ring_width} and {r_max}")
+    n = int(np.ceil(r_max / ring_width - 1e-9))
+    return np.minimum(np.arange(n + 1) * ring_width, r_max)
+
+
+def radial_profile(
+    images: np.ndarray, weight: np.ndarray, radius: float, edges: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean ET per pixel (GeV) in dR rings, averaged over images: (mean, standard error, pixels per ring).
+
+    A pixel belongs to the ring holding its centre's dR. Each image's ring value is its ET in
+    the ring over the ring's pixel count (so rings of different pixel counts compare, and the
+    value reads like Figure 3's colour scale); the mean over images is weighted and its error is
+    the standard error of the weighted mean, sqrt(sum w^2 (x - mean)^2) / sum w. Rings that
+    hold no pixel centre are NaN.
+    """
+    npix = images.shape[1]
+    dr = delta_r_map(npix, radius).reshape(-1)
+    ring = np.digitize(dr, edges) - 1  # -1 / len(edges)-1: outside [edges[0], edges[-1])
+    n_rings = edges.size - 1
+    inside = (ring >= 0) & (ring < n_rings)
+    onehot = np.zeros((dr.size, n_rings), dtype=np.float64)
+    onehot[np.flatnonzero(inside), ring[inside]] = 1.0
+    counts = onehot.sum(axis=0)
+    per_image = images.reshape(images.shape[0], -1).astype(np.float64) @ onehot  # (N, n_rings) ET sums
+    per_image = np.divide(per_image, counts, out=np.full_like(per_image, np.nan), where=counts > 0)
+    w = np.asarray(weight, dtype=np.float64)
+    mean = w @ per_image / w.sum()
+    err = np.sqrt((w[:, None] ** 2 * (per_image - mean) ** 2).sum(axis=0)) / w.sum()
+    return mean, err, counts

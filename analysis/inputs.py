@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from imaging.h5schema import ImageSet, read_image_file
@@ -99,3 +100,36 @@ def parse_labelled(spec: str, what: str) -> tuple[str, str]:
     if not sep or not label or not path:
         raise AnalysisError(f"{what} '{spec}' must look like LABEL=PATH")
     return label, path
+
+
+#: Group of images.h5 holding the towers behind each image (ragged: `offsets` (N + 1,) into flat
+#: per-tower arrays); the FPD/KPD features use their ECal and HCal ET when a file has them.
+TOWER_GROUP = "towers"
+TOWER_ET_KEYS = ("et_ecal", "et_hcal")
+
+
+def read_calo_sums(path: str | Path, n_images: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ECal ET, HCal ET) summed over each image's towers (GeV, (n_images,) each), or None when
+    the file has no /towers group (files written before towers were stored, per-pixel models)."""
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if TOWER_GROUP not in f:
+            return None
+        group = f[TOWER_GROUP]
+        for key in ("offsets", *TOWER_ET_KEYS):
+            if key not in group:
+                raise AnalysisError(f"{path}: /{TOWER_GROUP} lacks '{key}'; re-run the stage that wrote the file")
+        offsets = np.asarray(group["offsets"][: n_images + 1], dtype=np.int64)
+        if offsets.shape != (n_images + 1,) or offsets[0] != 0 or (np.diff(offsets) < 0).any():
+            raise AnalysisError(f"{path}: /{TOWER_GROUP}/offsets must start at 0, rise, and have one entry per "
+                                f"image + 1 ({n_images + 1}); got shape {offsets.shape}")
+        sums = []
+        for key in TOWER_ET_KEYS:
+            et = np.asarray(group[key][: offsets[-1]], dtype=np.float64)
+            if et.shape != (offsets[-1],):
+                raise AnalysisError(f"{path}: /{TOWER_GROUP}/{key} has {et.shape[0]} towers, "
+                                    f"its offsets need {offsets[-1]}; re-run the stage that wrote the file")
+            # per-image sums without a loop: cumulative sum read at the offsets
+            cum = np.concatenate([[0.0], np.cumsum(et)])
+            sums.append(cum[offsets[1:]] - cum[offsets[:-1]])
+    return sums[0], sums[1]

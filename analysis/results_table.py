@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 DEFAULT_FAMILY = "decoupled"
 BASELINE_FAMILY = "baseline"
 
+#: Optional numbers of the field's metrics (blank for records written before they existed): pixel
+#: CNN AUC, FPD and KPD with their errors, and gen / real of the tail percentiles (TAIL_KEYS).
+FIELD_KEYS = ("cnn_auc", "cnn_auc_err", "fpd", "fpd_err", "kpd", "kpd_err")
+TAIL_KEYS = ("max_pixel_et_p99", "max_pixel_et_p99_9", "total_et_p99", "total_et_p99_9")
+
 #: Numeric keys the table needs from every metrics record.
 NUMERIC_KEYS = (
     "isolation_emd", "isolation_emd_noise", "zero_fraction_real", "zero_fraction_generated", "classifier_auc",
@@ -42,6 +47,7 @@ RESULT_COLUMNS = (
     "empty_cone_real_pct", "empty_cone_generated_pct", "empty_cone_diff_pp",
     "simulation_cpu_ms_per_image", "sampling_device", "sampling_threads", "sampling_us_per_image", "speedup_cpu",
     "speedup_gpu",
+    *FIELD_KEYS, *(f"{k}_ratio" for k in TAIL_KEYS),
 )
 
 
@@ -139,6 +145,8 @@ def results_rows(records: Sequence[dict[str, Any]],
                                               - num["low_isolation_fraction_real"]),
             **_empty_cone_columns(rec, source),
             **speedup_columns(rec, (simulation_cost or {}).get(key[0]), source),
+            **{k: _number(rec, k, source, optional=True) for k in FIELD_KEYS},
+            **{f"{k}_ratio": _number(rec, f"{k}_ratio", source, optional=True) for k in TAIL_KEYS},
         })
     thresholds = sorted({r["low_isolation_threshold"] for r in rows})
     if len(thresholds) > 1:
@@ -176,6 +184,19 @@ MD_HEADER = (
 )
 
 
+FIELD_HEADER = (
+    "model", "pixel-CNN AUC", "FPD", "KPD", "max pixel ET p99 gen / real", "p99.9 gen / real",
+    "total ET p99 gen / real", "p99.9 gen / real",
+)
+
+
+def _pm(value: float | None, err: float | None, spec: str) -> str:
+    """'value ± err' for the Markdown table (blank when the record has no value)."""
+    if value is None:
+        return ""
+    return _cell(value, spec) if err is None or math.isnan(err) else f"{_cell(value, spec)} ± {_cell(err, spec)}"
+
+
 def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown: an explanation, then one table per sample sorted by isolation EMD, the baseline marked."""
     t = rows[0]["low_isolation_threshold"]
@@ -189,6 +210,10 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "negative difference); 'empty cone' counts images with no non-zero pixel in the cone (a",
         "generated cone whose positive and negative values cancel is near-zero but not empty).",
         "Classifier AUC on held-out images (0.5 = indistinguishable).",
+        "The second table per sample has the field's metrics (blank: not in the record): the AUC of",
+        "a small CNN on the pixels (test images never trained on; ± bootstrap standard deviation),",
+        "FPD and KPD (JetNet's estimators on per-image features; ± their errors; 0 = identical)",
+        "and generated / real of the 99th and 99.9th percentiles of max pixel ET and total ET.",
         "Training time is from the generated file (blank: not recorded). Sorted by isolation EMD;",
         "the baseline row is marked.\n",
     ]
@@ -222,6 +247,11 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
                               _cell(r["sampling_us_per_image"], ".2f"), _cell(r["speedup_cpu"], ",.0f"),
                               _cell(r["speedup_gpu"], ",.0f")]
         parts += [f"## {sample}\n", markdown_table(header, table)]
+        field = [[f"**{r['model']}** (baseline)" if r["is_baseline"] else r["model"],
+                  _pm(r["cnn_auc"], r["cnn_auc_err"], ".3f"), _pm(r["fpd"], r["fpd_err"], ".3g"),
+                  _pm(r["kpd"], r["kpd_err"], ".3g"), *(_cell(r[f"{k}_ratio"], ".2f") for k in TAIL_KEYS)]
+                 for r in rows if r["sample"] == sample]
+        parts += [f"### The field's metrics, {sample}\n", markdown_table(FIELD_HEADER, field)]
     return "\n".join(parts)
 
 

@@ -19,17 +19,20 @@ from tqdm import tqdm
 from common.provenance import atomic_output, file_digest, provenance
 
 from .classifier import ClassifierSettings
+from .cnn_classifier import CnnSettings
 from .correlation import pixel_correlation
 from .errors import AnalysisError
-from .features import average_image, image_features, nonzero_pixel_values
+from .features import average_image, image_features, nonzero_pixel_values, radial_profile, ring_edges
 from .fidelity import fidelity_table, plot_fidelity_averages, read_fidelity_records, variant_record
 from .figure_average import plot_average_images
 from .figure_correlation import plot_correlations
 from .figure_features import plot_features
 from .figure_isolation import Figure2Settings, WeightedValues, plot_figure2
+from .figure_profile import Profile, plot_radial_profiles
 from .inputs import Grid, Images, check_compatible, load_images
 from .isolation import isolation
 from .metrics import MetricSettings, pair_metrics
+from .physics_distance import PhysicsDistanceSettings
 from .results_table import write_results_table
 from .simulation_cost import SampleRecords, write_simulation_cost
 from .tables import read_records, write_emd_table, write_metrics_table
@@ -43,12 +46,23 @@ Generated = tuple[str, str, str]
 
 def metric_settings(section: Mapping[str, Any]) -> MetricSettings:
     """MetricSettings from the config's `analysis:` section (isolation_cone and metrics)."""
-    m, clf = section["metrics"], section["metrics"]["classifier"]
+    m, clf, cnn, pd = (section["metrics"], section["metrics"]["classifier"], section["metrics"]["cnn_classifier"],
+                       section["metrics"]["fpd_kpd"])
     return MetricSettings(
         cone=section["isolation_cone"], separation_bins=m["separation_bins"], low_isolation=m["low_isolation"],
         classifier=ClassifierSettings(
             hidden_layers=tuple(clf["hidden_layers"]), epochs=clf["epochs"], learning_rate=clf["learning_rate"],
-            test_fraction=clf["test_fraction"], max_images_per_class=clf["max_images_per_class"]))
+            test_fraction=clf["test_fraction"], max_images_per_class=clf["max_images_per_class"]),
+        cnn=CnnSettings(
+            channels=tuple(cnn["channels"]), hidden=cnn["hidden"], epochs=cnn["epochs"], patience=cnn["patience"],
+            learning_rate=cnn["learning_rate"], batch_size=cnn["batch_size"], splits=tuple(cnn["splits"]),
+            max_images_per_class=cnn["max_images_per_class"], bootstrap=cnn["bootstrap"], device=cnn["device"],
+            threads=cnn["threads"]),
+        fpd_kpd=PhysicsDistanceSettings(
+            fpd_min_samples=pd["fpd_min_samples"], fpd_max_samples=pd["fpd_max_samples"],
+            fpd_num_batches=pd["fpd_num_batches"], fpd_num_points=pd["fpd_num_points"],
+            kpd_num_batches=pd["kpd_num_batches"], kpd_batch_size=pd["kpd_batch_size"], kpd_degree=pd["kpd_degree"],
+            isolation_cones=tuple(pd["isolation_cones"])))
 
 
 def _write_json(path: str | Path, record: dict[str, Any], indent: int | None = None) -> None:
@@ -152,6 +166,22 @@ def figure3(real: Sequence[Real], generated: Sequence[Generated], out_linear: Se
     radius = radii.pop()
     plot_average_images(averages, radius, out_linear, log=False, style=style, cmap=cmap, dpi=dpi)
     plot_average_images(averages, radius, out_log, log=True, style=style, cmap=cmap, dpi=dpi)
+
+
+def radial_profiles(real: Sequence[Real], generated: Sequence[Generated], out: Sequence[str], *, ring_width: float,
+                    r_max: float, log_y: bool, style: str, dpi: int, max_images: int | None) -> None:
+    """Mean ET per pixel in dR rings, real vs generated, per sample (the profile beside Figure 3)."""
+    edges = ring_edges(ring_width, r_max)
+
+    def reduce(images: Images) -> Profile:
+        mean, err, _ = radial_profile(images.data.images, images.data.weight, images.radius, edges)
+        return Profile(mean, err)
+
+    real_prof, gen_prof, _ = reduce_files(real, generated, reduce, "radial profiles", max_images)
+    plot_radial_profiles(real_prof, gen_prof, edges, out, log_y=log_y, style=style, dpi=dpi)
+    for sample, prof in real_prof.items():
+        log.info("radial profile %s real: %.3g GeV per pixel in the first ring, %.3g in the last", sample,
+                 prof.mean[0], prof.mean[np.isfinite(prof.mean)][-1])
 
 
 def features(sample: str, real_path: str, generated: Sequence[tuple[str, str]], out_features: Sequence[str],

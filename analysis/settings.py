@@ -15,6 +15,7 @@ READS: dict[str, tuple[str, ...]] = {
     "simulation-cost": (),
     "figure2": ("isolation_cone", "figure2", "plots", "max_images"),
     "figure3": ("figure3", "plots", "max_images"),
+    "radial-profile": ("radial_profile", "plots", "max_images"),
     "features": ("isolation_cone", "features", "plots", "max_images"),
     "fidelity-variant": ("isolation_cone", "metrics"),
     "fidelity-table": ("plots",),

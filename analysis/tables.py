@@ -46,6 +46,16 @@ METRIC_ROWS = (
     ("corr_mean_abs_diff_noise", "  same, expected from statistics alone"),
     ("corr_max_abs_diff", "max abs. pixel-correlation difference"),
     ("classifier_auc", "classifier AUC (0.5 = indistinguishable)"),
+    ("cnn_auc", "pixel-CNN classifier AUC (test images)"),
+    ("cnn_auc_err", "  its bootstrap standard deviation"),
+    ("fpd", "FPD (Frechet physics distance)"),
+    ("fpd_err", "  its error"),
+    ("kpd", "KPD (kernel physics distance)"),
+    ("kpd_err", "  its error"),
+    ("max_pixel_et_p99", "99th percentile max pixel ET [GeV]"),
+    ("max_pixel_et_p99_9", "99.9th percentile max pixel ET [GeV]"),
+    ("total_et_p99", "99th percentile total ET [GeV]"),
+    ("total_et_p99_9", "99.9th percentile total ET [GeV]"),
 )
 
 

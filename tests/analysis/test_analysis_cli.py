@@ -14,7 +14,9 @@ from analysis.cli import main
 from imaging.h5schema import write_image_file
 
 MODELS = ("decoupled_fc", "independent_pixels")
-FAST_CLF = ["--config-json", json.dumps({"metrics": {"classifier": {"hidden_layers": [16], "epochs": 5}}})]
+FAST_CLF = ["--config-json", json.dumps({"metrics": {
+    "classifier": {"hidden_layers": [16], "epochs": 5}, "cnn_classifier": {"epochs": 3, "bootstrap": 20},
+    "fpd_kpd": {"fpd_max_samples": 4000, "kpd_batch_size": 1000}}})]
 LOW_DPI = ["--config-json", json.dumps({"plots": {"dpi": 60}})]
 
 
@@ -43,8 +45,13 @@ def records(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pat
 def test_metrics_record_has_every_metric(records: list[Path]) -> None:
     rec = json.loads(records[0].read_text())
     for key in ("isolation_emd", "isolation_separation", "zero_fraction_real", "zero_fraction_generated",
-                "n_nonzero_emd", "pixel_et_emd", "total_et_emd", "corr_mean_abs_diff", "classifier_auc"):
+                "n_nonzero_emd", "pixel_et_emd", "total_et_emd", "corr_mean_abs_diff", "classifier_auc",
+                "cnn_auc", "cnn_auc_err", "fpd", "fpd_err", "kpd", "kpd_err", "max_pixel_et_p99_9_real",
+                "max_pixel_et_p99_9_generated", "max_pixel_et_p99_9_ratio", "total_et_p99_ratio"):
         assert np.isfinite(rec[key]), key
+    # the toy files have no towers: the ECal / HCal sums are left out of the FPD/KPD features, and said so
+    assert rec["fpd_kpd_features"] == ["isolation_0.1", "isolation_0.2", "isolation_0.3", "isolation_0.4",
+                                       "n_nonzero", "max_pixel_et", "et_weighted_radius"]
     assert rec["sample"] == "signal" and rec["model"] == "decoupled_fc"
     assert rec["_provenance"]["seed"] == 4
 

@@ -16,7 +16,9 @@ from imaging.h5schema import write_image_file
 SETTINGS = {"isolation_cone": 0.2,
             "metrics": {"separation_bins": 20, "low_isolation": 0.02,
                         "classifier": {"hidden_layers": [8], "epochs": 3, "learning_rate": 0.001,
-                                       "test_fraction": 0.5, "max_images_per_class": 2000}}}
+                                       "test_fraction": 0.5, "max_images_per_class": 2000},
+                        "cnn_classifier": {"epochs": 2, "bootstrap": 0},
+                        "fpd_kpd": {"fpd_max_samples": 3000, "kpd_batch_size": 500}}}
 
 
 def test_radial_profile_is_the_mean_pixel_et_per_ring():

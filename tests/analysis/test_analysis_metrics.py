@@ -5,15 +5,19 @@ import numpy as np
 import pytest
 
 from analysis.classifier import ClassifierSettings
+from analysis.cnn_classifier import CnnSettings
 from analysis.correlation import correlation_difference, pixel_correlation
 from analysis.errors import AnalysisError
 from analysis.features import average_image, zero_pixel_fraction
 from analysis.inputs import load_images
 from analysis.metrics import MetricSettings, pair_metrics
+from analysis.physics_distance import PhysicsDistanceSettings
 from imaging.h5schema import write_image_file
 from model.baseline import independent_pixel_images
 
-FAST = MetricSettings(classifier=ClassifierSettings(hidden_layers=(32,), epochs=10))
+FAST = MetricSettings(classifier=ClassifierSettings(hidden_layers=(32,), epochs=10),
+                      cnn=CnnSettings(epochs=6, patience=2, bootstrap=20, device="cpu"),
+                      fpd_kpd=PhysicsDistanceSettings(fpd_min_samples=1000, fpd_max_samples=4000, kpd_batch_size=1000))
 
 
 def test_zero_fraction_and_average_image_by_hand() -> None:
@@ -47,6 +51,10 @@ def test_real_against_itself_is_perfect(toy_dir) -> None:
                 "corr_mean_abs_diff"):
         assert rec[key] == pytest.approx(0.0, abs=1e-9), key
     assert rec["zero_fraction_real"] == rec["zero_fraction_generated"]
+    for key in ("max_pixel_et_p99_ratio", "max_pixel_et_p99_9_ratio", "total_et_p99_ratio", "total_et_p99_9_ratio"):
+        assert rec[key] == 1.0, key
+    assert 0 <= rec["fpd"] < 3 * rec["fpd_err"] + 1e-5  # ~0 within its extrapolation error
+    assert abs(rec["kpd"]) < 3 * rec["kpd_err"] + 1e-7
 
 
 def test_good_model_beats_independent_pixel_baseline_on_background(toy_dir) -> None:
@@ -60,6 +68,9 @@ def test_good_model_beats_independent_pixel_baseline_on_background(toy_dir) -> N
     assert base["total_et_separation"] > good["total_et_separation"]
     assert base["classifier_auc"] > good["classifier_auc"] + 0.1
     assert abs(good["classifier_auc"] - 0.5) < 0.07
+    # the field's metrics agree: the pixel CNN, FPD and KPD all rank the baseline worse
+    assert base["cnn_auc"] > good["cnn_auc"] + 0.1 and abs(good["cnn_auc"] - 0.5) < 0.1
+    assert base["fpd"] > 10 * good["fpd"] and base["kpd"] > 10 * max(good["kpd"], good["kpd_err"])
     # generated images use the stored (mean real) pT
     assert good["generated_pt_mean_gev"] == pytest.approx(good["real_pt_mean_gev"], rel=1e-5)
     # the toy's pixel-pair correlations are weak: at 1500 images both differences are noise

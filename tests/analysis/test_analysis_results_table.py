@@ -40,7 +40,9 @@ def _write(tmp_path: Path, records: list[dict]) -> list[Path]:
 
 HAND_BUILT = [
     _record("signal", "decoupled_fc", 0.06, family="decoupled", train_time_s=120.5,
-            empty_cone_fraction_real=0.10, empty_cone_fraction_generated=0.07),
+            empty_cone_fraction_real=0.10, empty_cone_fraction_generated=0.07, cnn_auc=0.61, cnn_auc_err=0.02,
+            fpd=0.0123, fpd_err=0.0004, kpd=-1e-5, kpd_err=2e-5, max_pixel_et_p99_ratio=1.1,
+            max_pixel_et_p99_9_ratio=1.35, total_et_p99_ratio=0.9, total_et_p99_9_ratio=0.95),
     _record("signal", "independent_pixels", 0.30, family="baseline", train_time_s=0.0,
             low_isolation_fraction_generated=0.25),
     _record("signal", "lagan", 0.15, family="gan", train_time_s=300.0, zero_fraction_generated=0.9983),
@@ -79,6 +81,10 @@ def test_ratio_differences_and_order_on_hand_built_records(tmp_path: Path) -> No
     assert by["signal", "lagan"]["train_time_s"] == "300.0"
     assert by["background", "decoupled_fc"]["train_time_s"] == ""  # missing -> blank
     assert by["signal", "independent_pixels"]["is_baseline"] == "True"
+    # the field's metrics: numbers where the record has them, blank for records written before them
+    assert float(by["signal", "decoupled_fc"]["cnn_auc"]) == 0.61
+    assert float(by["signal", "decoupled_fc"]["max_pixel_et_p99_9_ratio"]) == 1.35
+    assert by["signal", "lagan"]["fpd"] == "" and by["signal", "lagan"]["total_et_p99_ratio"] == ""
 
     md = md_path.read_text()
     signal, background = md.split("## signal")[1].split("## background")
@@ -87,6 +93,8 @@ def test_ratio_differences_and_order_on_hand_built_records(tmp_path: Path) -> No
     assert "| decoupled_fc | decoupled | 0.2000 | 0.0100 | 0.25 | -1.00 | 0.750 |  | 40.0 | 35.0 | -5.0 |" in background
     assert "| lagan | gan | 0.1500 | 0.0100 | 0.50 | +1.00 | 0.750 | 300 | 40.0 | 35.0 | -5.0 |" in signal
     assert "iso < 0.02 real [%]" in md
+    assert "| decoupled_fc | 0.610 ± 0.020 | 0.0123 ± 0.0004 | -1e-05 ± 2e-05 | 1.10 | 1.35 | 0.90 | 0.95 |" in signal
+    assert "| lagan |  |  |  |  |  |  |  |" in signal
     assert not list(csv_path.parent.glob(".*tmp*")), "temporary files left behind"
 
 

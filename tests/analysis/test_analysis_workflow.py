@@ -35,6 +35,8 @@ samples: [signal, background]
 analysis:
   metrics:
     classifier: {hidden_layers: [16], epochs: 5}
+    cnn_classifier: {epochs: 2, bootstrap: 10}
+    fpd_kpd: {fpd_max_samples: 3000, kpd_batch_size: 500}
   plots: {dpi: 50}
 """
 
@@ -79,6 +81,11 @@ def test_dry_run_plans_the_results_table(dry_dir: Path) -> None:
     assert "rule analysis_results_table:" in dry.stdout or "localrule analysis_results_table:" in dry.stdout
     assert "tables/results.csv" in dry.stdout and "tables/results.md" in dry.stdout
     assert '"low_isolation": 0.02' in dry.stdout  # schema default reaches every metrics job
+    assert '"kpd_degree": 4' in dry.stdout and '"splits": [0.6, 0.2, 0.2]' in dry.stdout
+    # the radial profile beside Figure 3: real vs the Figure-3 models and the baseline, plot settings only
+    cmd = dry.stdout[dry.stdout.index("analysis radial-profile"):].split("\n")[0]
+    assert "background:independent_pixels=" in cmd and "signal:decoupled_fc=" in cmd
+    assert '"ring_width": 0.02' in cmd and "cnn_classifier" not in cmd
 
 
 @pytest.mark.slow
@@ -107,6 +114,7 @@ def test_figures_target_then_plot_only_rerun_then_report(workflow_dir: Path) -> 
     res = wd / "results"
     expected = [res / "figures" / f"figure2_isolation.{e}" for e in ("pdf", "png")]
     expected += [res / "figures" / f"figure3_average_images_{s}.{e}" for s in ("linear", "log") for e in ("pdf", "png")]
+    expected += [res / "figures" / f"radial_profile.{e}" for e in ("pdf", "png")]
     expected += [res / "figures" / f"{k}_{s}.{e}" for k in ("features", "correlations")
                  for s in ("signal", "background") for e in ("pdf", "png")]
     expected += [res / "tables" / f"{t}.{e}" for t in ("isolation_emd", "metrics", "results") for e in ("csv", "md")]
@@ -116,19 +124,22 @@ def test_figures_target_then_plot_only_rerun_then_report(workflow_dir: Path) -> 
     assert len(metrics) == 4
     before = {p: p.stat().st_mtime_ns for p in [*metrics, *expected]}
 
-    # plotting-only changes (bins, the models drawn): only Figure 2 is redrawn; metrics, tables and
-    # the other figures stay
-    (wd / "config.yaml").write_text(CONFIG + "  figure2: {bins: 25, models: [decoupled_fc]}\n")
+    # plotting-only changes (bins, the models drawn, ring width): only Figure 2 and the radial profile
+    # are redrawn; metrics, tables and the other figures stay
+    (wd / "config.yaml").write_text(CONFIG + "  figure2: {bins: 25, models: [decoupled_fc]}\n"
+                                    + "  radial_profile: {ring_width: 0.04}\n")
     dry = _snakemake(wd, "figures", "--dry-run")
-    assert "analysis_figure2" in dry.stdout
+    assert "analysis_figure2" in dry.stdout and "analysis_radial_profile" in dry.stdout
     for rule in ("analysis_metrics ", "analysis_emd_table", "analysis_results_table", "analysis_figure3",
                  "analysis_features"):
         assert rule not in dry.stdout, rule
     _snakemake(wd, "figures")
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
-    assert changed == {res / "figures" / "figure2_isolation.pdf", res / "figures" / "figure2_isolation.png"}
+    assert changed == {res / "figures" / f"{name}.{e}" for name in ("figure2_isolation", "radial_profile")
+                       for e in ("pdf", "png")}
 
     _snakemake(wd, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="replace")
     assert "Paper: EMD 0.06" in html and "Pixel-pixel correlations, background" in html
     assert "Results table: every model, both samples" in html
+    assert "Radial ET profile (beside Figure 3)" in html

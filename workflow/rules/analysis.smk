@@ -21,10 +21,14 @@ _FIGURE3_IMAGES, _FIGURE3_ARGS = _figure_images(FIGURE3_MODELS), _figure_args(FI
 FIGURE2 = [out("figures", f"figure2_isolation.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LINEAR = [out("figures", f"figure3_average_images_linear.{ext}") for ext in ("pdf", "png")]
 FIGURE3_LOG = [out("figures", f"figure3_average_images_log.{ext}") for ext in ("pdf", "png")]
+#: the radial ET profile beside Figure 3: its models and the independent-pixel baseline (when generated)
+PROFILE_MODELS = FIGURE3_MODELS + [m for m in ANALYSIS_MODELS if m == "independent_pixels" and m not in FIGURE3_MODELS]
+_PROFILE_IMAGES, _PROFILE_ARGS = _figure_images(PROFILE_MODELS), _figure_args(PROFILE_MODELS)
 #: the many-model comparison of average images (every generated model), beside the paper-layout Figure 3
 FIGURE3_ALL = [out("figures", f"average_images_all_models_{scale}.{ext}") for scale in ("linear", "log")
                for ext in ("pdf", "png")]
 _ALL_IMAGES, _ALL_ARGS = _figure_images(ANALYSIS_MODELS), _figure_args(ANALYSIS_MODELS)
+RADIAL_PROFILE = [out("figures", f"radial_profile.{ext}") for ext in ("pdf", "png")]
 EMD_TABLE = [out("tables", f"isolation_emd.{ext}") for ext in ("csv", "md")]
 METRICS_TABLE = [out("tables", f"metrics.{ext}") for ext in ("csv", "md")]
 RESULTS_TABLE = [out("tables", f"results.{ext}") for ext in ("csv", "md")]
@@ -188,6 +192,32 @@ rule analysis_figure3:
         "python -m analysis figure3 --real {params.real} --generated {params.generated}"
         " --config-json {params.settings:q}"
         " --out-linear {output.linear_pdf} {output.linear_png} --out-log {output.log_pdf} {output.log_png} > {log} 2>&1"
+
+
+rule analysis_radial_profile:
+    """Radial ET profile beside Figure 3: mean ET per pixel against dR, real vs its models and the baseline."""
+    input:
+        _PROFILE_IMAGES,
+    output:
+        RADIAL_PROFILE[0],
+        report(RADIAL_PROFILE[1], caption="../report/radial_profile.rst", category="Figures", subcategory="Paper"),
+    params:
+        real=_REAL_ARGS,
+        generated=_PROFILE_ARGS,
+        settings=analysis_settings("radial-profile"),
+    log:
+        LOGS / "analysis" / "radial_profile.log",
+    benchmark:
+        BENCH / "analysis" / "radial_profile.tsv"
+    threads: 1
+    resources:
+        mem_mb=_images_mem_mb,
+        runtime=20,
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m analysis radial-profile --real {params.real} --generated {params.generated}"
+        " --config-json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 use rule analysis_figure3 as analysis_average_images_all_models with:

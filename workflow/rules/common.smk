@@ -290,8 +290,8 @@ def analysis_targets():
         for s in SAMPLES
         for ext in ("pdf", "png")
     ]
-    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + per_sample + EMD_TABLE + METRICS_TABLE
-            + RESULTS_TABLE)
+    return (FIGURE2 + FIGURE3_LINEAR + FIGURE3_LOG + FIGURE3_ALL + RADIAL_PROFILE + per_sample + EMD_TABLE
+            + METRICS_TABLE + RESULTS_TABLE)
 
 
 # ---------------------------------------------------------------- fidelity (fidelity.smk)
