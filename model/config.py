@@ -15,6 +15,8 @@ NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
 #: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
 FAMILIES = ("decoupled", "gan", "vae")
+#: adversarial losses of the gan family: LAGAN's non-saturating GAN loss, or Wasserstein with gradient penalty
+GAN_LOSSES = ("nonsaturating", "wgan_gp")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,12 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
+    gan_loss: str = "nonsaturating"  # gan: nonsaturating (LAGAN) | wgan_gp (critic + gradient penalty)
+    gan_gp_weight: float = 10.0  # gan, wgan_gp: weight lambda of the gradient penalty
+    gan_spectral_norm: bool = False  # gan: spectral normalisation of every discriminator layer
+    gan_sparsity_features: bool = False  # gan: discriminator also sees pixel occupancy, image sparsity and energy
+    gan_label_flip: float = 0.0  # gan, nonsaturating: probability of flipping a real/fake label (LAGAN: 0.05)
+    gan_threshold_output: bool = False  # gan: non-zero generated pixels start at the data's ET threshold
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
@@ -45,6 +53,15 @@ class TrainConfig:
             raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
         if int(self.gan_critic_steps) < 1:
             raise ModelError(f"training setting 'gan_critic_steps' must be >= 1, got {self.gan_critic_steps}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise ModelError(f"training setting 'gan_loss' must be one of {list(GAN_LOSSES)}, got '{self.gan_loss}'")
+        if not float(self.gan_gp_weight) >= 0:
+            raise ModelError(f"training setting 'gan_gp_weight' must be >= 0, got {self.gan_gp_weight}")
+        if not 0 <= float(self.gan_label_flip) < 0.5:
+            raise ModelError(f"training setting 'gan_label_flip' must be in [0, 0.5), got {self.gan_label_flip}")
+        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
         if not self.kl_weight > 0:
             raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
         if self.family != "decoupled" and getattr(self, "conditional", False):
