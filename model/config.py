@@ -34,7 +34,7 @@ class TrainConfig:
     likelihood: str = "gaussian_fixed_sigma"
     conditional: bool = False  # generator also takes the muon pT (sampled at real pTs)
     marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
-    calibrate_occupancy: bool = False  # after training, shift each pixel's logit to the data's occupancy
+    calibrate_occupancy: bool = False  # after training, shift each pixel's logit (gan: bias) to the data's occupancy
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
@@ -70,10 +70,10 @@ class TrainConfig:
         if not isinstance(self.calibrate_occupancy, bool):
             raise ModelError("training setting 'calibrate_occupancy' must be true or false, "
                              f"got {self.calibrate_occupancy!r}")
-        if self.calibrate_occupancy and (self.family != "decoupled" or self.conditional):
+        if self.calibrate_occupancy and (self.family not in ("decoupled", "gan") or self.conditional):
             raise ModelError("training setting 'calibrate_occupancy' is implemented for unconditional decoupled "
-                             f"models only (this one: family '{self.family}', conditional {self.conditional}); "
-                             "set it to false")
+                             f"and gan models only (this one: family '{self.family}', conditional "
+                             f"{self.conditional}); set it to false")
         for name in ("width", "noise_dim", "epochs", "batch_size", "K"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")

@@ -26,6 +26,7 @@ their per-position bias.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ from .data import TrainingData
 from .device import resolve_device
 from .errors import ModelError
 from .training import TIMING_COLUMNS, Batch, TrainResult, run_epochs
+
+log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "sparse-muon-gan-model/1"
 OBJECTIVE = "adversarial"  # recorded as the `objective` attribute of generated files
@@ -69,6 +72,8 @@ OCCUPANCY_FEATURE_GAIN = 30.0
 OCCUPANCY_SCALE_OF_THRESHOLD = 0.25
 #: the data's ET threshold x0: this quantile of the non-zero training values (robust to a few odd values)
 THRESHOLD_QUANTILE = 0.01
+#: noise draws over which the occupancy calibration (calibrate_occupancy) measures each pixel's pre-activation
+CALIBRATION_DRAWS = 16384
 #: noise vectors used to measure the generator's output statistics for the occupancy init
 OCCUPANCY_INIT_NOISE = 512
 
@@ -304,6 +309,39 @@ class LaganDiscriminator(nn.Module):
         return self.head(torch.cat(parts, dim=1)).squeeze(1)
 
 
+@torch.no_grad()
+def calibrate_occupancy(generator: LaganGenerator, occupancy: torch.Tensor, *, seed: int,
+                        device: torch.device | str = "cpu", draws: int = CALIBRATION_DRAWS,
+                        batch_size: int = 1024) -> dict[str, float]:
+    """Shift the output bias per pixel so pixel i is non-zero for a fraction occupancy_i of `draws` noise vectors.
+
+    Pixel i is non-zero when its pre-activation a_i > 0, so the shift is the (1 - occupancy_i)
+    quantile of a_i over the draws (pixels the data never hit: above every draw). Like the
+    decoupled calibration: one constant per pixel, the pixel correlations are untouched; the
+    GAN's occupancy drifts as training widens the spread of a_i. Returns a summary for model.pt.
+    """
+    generator.eval()
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    noise_dim = generator.spec.noise_dim
+    pre = torch.cat([generator.pre_activation(torch.randn(min(batch_size, draws - start), noise_dim, generator=rng,
+                                                          device=device)).flatten(1)
+                     for start in range(0, draws, batch_size)]).to(torch.float64)  # (draws, D)
+    target = occupancy.to(device=pre.device, dtype=torch.float64)
+    ranked, _ = pre.sort(dim=0)
+    index = ((1.0 - target) * (draws - 1)).round().long().clamp(0, draws - 1)
+    shift = ranked.gather(0, index[None, :])[0]
+    never = target <= 0
+    shift = torch.where(never, ranked[-1] + 1.0, shift)
+    before = float((pre > 0).to(torch.float64).mean())
+    generator.out.bias.sub_(shift.to(generator.out.bias.dtype)[:, None])
+    summary = {"draws": int(draws), "data_occupancy": float(target.mean()), "occupancy_before": before,
+               "occupancy_after": float((pre > shift).to(torch.float64).mean()),
+               "max_abs_shift_hit_pixels": float(shift[~never].abs().max()) if bool((~never).any()) else 0.0}
+    log.info("gan occupancy calibration: mean occupancy %.5f -> %.5f (data %.5f)", summary["occupancy_before"],
+             summary["occupancy_after"], summary["data_occupancy"])
+    return summary
+
+
 def build_gan(spec: GanSpec, seed: int, occupancy: torch.Tensor | None = None,
               options: CriticOptions | None = None) -> tuple[LaganGenerator, LaganDiscriminator]:
     """Generator and discriminator initialised from their own seeded streams (and the data occupancy, if given)."""
@@ -418,8 +456,11 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         optimizers={"generator": opt_g, "discriminator": opt_d}, step=step, columns=LOG_COLUMNS,
         static={"data_zero_fraction": data_zero}, progress=progress,
     )
-    return TrainResult({"generator": generator, "discriminator": discriminator}, cfg, {"spec": asdict(spec)},
-                       rows, str(device), start)
+    fixed: dict[str, Any] = {"spec": asdict(spec)}
+    if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
+        fixed["occupancy_calibration"] = calibrate_occupancy(
+            generator, data.occupancy(), seed=derive_seed(cfg.seed, "occupancy_calibration"), device=device)
+    return TrainResult({"generator": generator, "discriminator": discriminator}, cfg, fixed, rows, str(device), start)
 
 
 def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> LaganGenerator:

@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-json", type=Path, default=None, help="also write the rows here (JSON list of objects)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated master seeds: train every variant once per seed (default: --seed only)")
+    p.add_argument("--base-json", default=None,
+                   help="JSON object of training keys set on top of config.yaml's (e.g. n_generated, sample_batch_size)")
     p.add_argument("--baseline", action="store_true",
                    help="also score the independent-pixel baseline; add 'x base' and 'diverged' columns")
     args = p.parse_args(argv)
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = json.loads(text)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     base = {k: v for k, v in config["training"].items() if k not in ("models", "run")}
+    base.update(json.loads(args.base_json) if args.base_json else {})
     seed = config["seed"] if args.seed is None else args.seed
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [seed]
     real = read_image_file(args.real)
