@@ -45,6 +45,7 @@ class TrainConfig:
     gan_sparsity_features: bool = False  # gan: discriminator also sees pixel occupancy, image sparsity and energy
     gan_label_flip: float = 0.0  # gan, nonsaturating: probability of flipping a real/fake label (LAGAN: 0.05)
     gan_threshold_output: bool = False  # gan: non-zero generated pixels start at the data's ET threshold
+    gan_minibatch_average: bool = False  # gan: minibatch discrimination averages over the batch (not sums)
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
@@ -59,7 +60,7 @@ class TrainConfig:
             raise ModelError(f"training setting 'gan_gp_weight' must be >= 0, got {self.gan_gp_weight}")
         if not 0 <= float(self.gan_label_flip) < 0.5:
             raise ModelError(f"training setting 'gan_label_flip' must be in [0, 0.5), got {self.gan_label_flip}")
-        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output"):
+        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output", "gan_minibatch_average"):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
         if not self.kl_weight > 0:

@@ -162,15 +162,18 @@ class MinibatchDiscrimination(nn.Module):
     A generator that collapses to few outputs gives large o, which the discriminator can see.
     """
 
-    def __init__(self, in_features: int, kernels: int = MBD_KERNELS, kernel_dim: int = MBD_KERNEL_DIM) -> None:
+    def __init__(self, in_features: int, kernels: int = MBD_KERNELS, kernel_dim: int = MBD_KERNEL_DIM, *,
+                 average: bool = False) -> None:
         super().__init__()
-        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.kernels, self.kernel_dim, self.average = kernels, kernel_dim, average
         self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) / math.sqrt(in_features))
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         m = (f @ self.T).view(f.shape[0], self.kernels, self.kernel_dim).transpose(0, 1)  # (k, B, d)
         dist = torch.cdist(m, m, p=1)  # (k, B, B) L1 distances; ~6x faster than a (B, B, k, d) difference at B = 256
-        return torch.exp(-dist).sum(dim=2).t() - 1.0  # (B, k); minus the sample's own exp(0) = 1
+        o = torch.exp(-dist).sum(dim=2).t() - 1.0  # (B, k); minus the sample's own exp(0) = 1
+        # average: o / (B - 1), the same scale at any batch size (the sum grows with B: up to B - 1)
+        return o / max(f.shape[0] - 1, 1) if self.average else o
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,7 @@ class CriticOptions:
     """How the discriminator is built (training settings; not needed to sample)."""
 
     minibatch: bool = True  # minibatch discrimination features (LAGAN); off for the WGAN-GP critic
+    minibatch_average: bool = False  # average (not sum) over the batch: feature scale independent of batch size
     spectral_norm: bool = False  # spectral normalisation of every layer
     sparsity_features: bool = False  # soft occupancy channel + per-image sparsity and energy features
     occupancy_scale_gev: float = 1.0  # t of the soft occupancy x / (x + t)
@@ -282,11 +286,12 @@ class LaganDiscriminator(nn.Module):
         self.lc2 = LocallyConnected2d(D_LC_CHANNELS, D_LC_CHANNELS, n // 2, 3, stride=2, padding=1,
                                       spectral_norm=opt.spectral_norm)  # -> n/4
         n_features = D_LC_CHANNELS * (n // 8) ** 2  # after 2x2 average pooling
-        self.mbd = MinibatchDiscrimination(n_features) if opt.minibatch else None
+        self.mbd = MinibatchDiscrimination(n_features, average=opt.minibatch_average) if opt.minibatch else None
         n_head = n_features + (MBD_KERNELS if opt.minibatch else 0)
         if opt.sparsity_features:
-            self.sparsity_mbd = MinibatchDiscrimination(SPARSITY_FEATURES, SPARSITY_MBD_KERNELS,
-                                                        SPARSITY_MBD_KERNEL_DIM) if opt.minibatch else None
+            self.sparsity_mbd = MinibatchDiscrimination(
+                SPARSITY_FEATURES, SPARSITY_MBD_KERNELS, SPARSITY_MBD_KERNEL_DIM, average=opt.minibatch_average,
+            ) if opt.minibatch else None
             n_head += SPARSITY_FEATURES + (SPARSITY_MBD_KERNELS if opt.minibatch else 0)
         self.head = sn(nn.Linear(n_head, 1))
         self.register_buffer("scale_gev", torch.tensor(float(spec.scale_gev)))
@@ -376,7 +381,8 @@ def gan_spec(cfg: TrainConfig, data: TrainingData) -> GanSpec:
 
 def critic_options(cfg: TrainConfig, data: TrainingData) -> CriticOptions:
     """The discriminator cfg describes: the WGAN-GP critic has no minibatch discrimination."""
-    return CriticOptions(minibatch=cfg.gan_loss != "wgan_gp", spectral_norm=cfg.gan_spectral_norm,
+    return CriticOptions(minibatch=cfg.gan_loss != "wgan_gp", minibatch_average=cfg.gan_minibatch_average,
+                         spectral_norm=cfg.gan_spectral_norm,
                          sparsity_features=cfg.gan_sparsity_features,
                          occupancy_scale_gev=OCCUPANCY_SCALE_OF_THRESHOLD * et_threshold(data))
 

@@ -354,3 +354,21 @@ def test_occupancy_calibration_brings_a_drifted_generator_to_the_data_occupancy(
         shift = generator.pre_activation(noise) - pre_before
     torch.testing.assert_close(shift, shift[:1].expand_as(shift), rtol=0, atol=1e-5)
     TrainConfig(family="gan", calibrate_occupancy=True).check()
+
+
+def test_averaged_minibatch_discrimination_keeps_its_scale_at_any_batch_size():
+    """The summed features grow with the batch (B identical samples: B - 1 each); averaged ones do not."""
+    torch.manual_seed(3)
+    summed = gan.MinibatchDiscrimination(6, kernels=5, kernel_dim=3)
+    averaged = gan.MinibatchDiscrimination(6, kernels=5, kernel_dim=3, average=True)
+    averaged.T = summed.T
+    f = torch.randn(1, 6)
+    for b in (4, 64, 256):
+        same = f.expand(b, 6)
+        torch.testing.assert_close(summed(same), torch.full((b, 5), float(b - 1)))
+        torch.testing.assert_close(averaged(same), torch.ones(b, 5))
+    g = torch.randn(9, 6)
+    torch.testing.assert_close(averaged(g), summed(g) / 8)
+    cfg = dataclasses.replace(TINY, gan_minibatch_average=True)
+    assert TrainConfig.from_mapping({"family": "gan", "gan_minibatch_average": True}).gan_minibatch_average
+    assert cfg.gan_minibatch_average
