@@ -307,8 +307,8 @@ def test_wgan_gp_critic_learns_to_separate_real_from_fake(pattern_data):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
-    assert losses[-1] < losses[0] - 0.1 and float(critic(real).mean() - critic(fake).mean()) > 0.1, losses[::10]
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] - 0.1 and float((critic(real).mean() - critic(fake).mean()).detach()) > 0.1, losses[::10]
 
 
 @pytest.mark.parametrize("options", [
