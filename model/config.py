@@ -15,6 +15,8 @@ NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
 #: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
 FAMILIES = ("decoupled", "gan", "vae")
+#: adversarial losses of the gan family: LAGAN's non-saturating GAN loss, or Wasserstein with gradient penalty
+GAN_LOSSES = ("nonsaturating", "wgan_gp")
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,18 @@ class TrainConfig:
     likelihood: str = "gaussian_fixed_sigma"
     conditional: bool = False  # generator also takes the muon pT (sampled at real pTs)
     marginal_weight: float = 0.0  # weight of KL(data || generator per-pixel occupancy) in the loss (0: off)
-    calibrate_occupancy: bool = False  # after training, shift each pixel's logit to the data's occupancy
+    calibrate_occupancy: bool = False  # after training, shift each pixel's logit (gan: bias) to the data's occupancy
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
+    gan_loss: str = "nonsaturating"  # gan: nonsaturating (LAGAN) | wgan_gp (critic + gradient penalty)
+    gan_gp_weight: float = 10.0  # gan, wgan_gp: weight lambda of the gradient penalty
+    gan_spectral_norm: bool = False  # gan: spectral normalisation of every discriminator layer
+    gan_sparsity_features: bool = False  # gan: discriminator also sees pixel occupancy, image sparsity and energy
+    gan_label_flip: float = 0.0  # gan, nonsaturating: probability of flipping a real/fake label (LAGAN: 0.05)
+    gan_threshold_output: bool = False  # gan: non-zero generated pixels start at the data's ET threshold
+    gan_minibatch_average: bool = False  # gan: minibatch discrimination averages over the batch (not sums)
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
 
     def check(self) -> None:
@@ -45,6 +54,15 @@ class TrainConfig:
             raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
         if int(self.gan_critic_steps) < 1:
             raise ModelError(f"training setting 'gan_critic_steps' must be >= 1, got {self.gan_critic_steps}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise ModelError(f"training setting 'gan_loss' must be one of {list(GAN_LOSSES)}, got '{self.gan_loss}'")
+        if not float(self.gan_gp_weight) >= 0:
+            raise ModelError(f"training setting 'gan_gp_weight' must be >= 0, got {self.gan_gp_weight}")
+        if not 0 <= float(self.gan_label_flip) < 0.5:
+            raise ModelError(f"training setting 'gan_label_flip' must be in [0, 0.5), got {self.gan_label_flip}")
+        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output", "gan_minibatch_average"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
         if not self.kl_weight > 0:
             raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
         if self.family != "decoupled" and getattr(self, "conditional", False):
@@ -53,10 +71,10 @@ class TrainConfig:
         if not isinstance(self.calibrate_occupancy, bool):
             raise ModelError("training setting 'calibrate_occupancy' must be true or false, "
                              f"got {self.calibrate_occupancy!r}")
-        if self.calibrate_occupancy and (self.family != "decoupled" or self.conditional):
+        if self.calibrate_occupancy and (self.family not in ("decoupled", "gan") or self.conditional):
             raise ModelError("training setting 'calibrate_occupancy' is implemented for unconditional decoupled "
-                             f"models only (this one: family '{self.family}', conditional {self.conditional}); "
-                             "set it to false")
+                             f"and gan models only (this one: family '{self.family}', conditional "
+                             f"{self.conditional}); set it to false")
         for name in ("width", "noise_dim", "epochs", "batch_size", "K"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")

@@ -201,3 +201,176 @@ def test_gan_learns_the_mean_image_of_a_known_pattern(pattern_data):
         outcomes.append((seed, round(before, 3), round(after, 3), round(occupancy_error, 3), round(zeros, 3)))
     learned = [o for o in outcomes if o[2] < 0.6 * o[1] and o[3] < 0.06 and o[4] > 0.85]
     assert len(learned) >= 2, outcomes
+
+
+# --- the LAGAN recipe's options and the stabilisers (issue 23) ---
+
+def test_gradient_penalty_of_a_linear_critic_is_known():
+    """A linear critic D(x) = <a, x> has gradient a everywhere: penalty (||a|| - 1)^2, whatever the mix."""
+    a = torch.arange(16, dtype=torch.float32).view(4, 4) / 10.0
+
+    class Linear(torch.nn.Module):
+        def forward(self, x):
+            return (x * a).flatten(1).sum(dim=1)
+
+    real, fake = torch.rand(6, 4, 4), torch.rand(6, 4, 4)
+    expected = (a.norm() - 1.0) ** 2
+    for eps in (torch.zeros(6), torch.rand(6)):
+        torch.testing.assert_close(gan.gradient_penalty(Linear(), real, fake, eps), expected)
+    # a critic with gradient norm 1 everywhere has no penalty
+    unit = a / a.norm()
+
+    class Unit(torch.nn.Module):
+        def forward(self, x):
+            return (x * unit).flatten(1).sum(dim=1)
+
+    assert float(gan.gradient_penalty(Unit(), real, fake, torch.rand(6))) < 1e-10
+
+
+def test_spectral_norm_bounds_each_kernel_and_the_locally_connected_layer():
+    torch.manual_seed(2)
+    lc = gan.LocallyConnected2d(3, 4, 8, 3, stride=2, padding=1, spectral_norm=True)
+    with torch.no_grad():
+        lc.weight.mul_(5.0)  # far from norm 1
+    lc.train()
+    for _ in range(30):  # power iterations
+        lc(torch.randn(2, 3, 8, 8))
+    sigma = torch.linalg.matrix_norm(lc.kernels().detach(), ord=2)  # (L,) largest singular values
+    torch.testing.assert_close(sigma, torch.ones_like(sigma), rtol=1e-3, atol=1e-3)
+    assert torch.linalg.matrix_norm(lc.weight.detach(), ord=2).min() > 2.0  # the raw kernels are not
+    lc.eval()
+    x, y = torch.randn(50, 3, 8, 8), torch.randn(50, 3, 8, 8)
+    with torch.no_grad():
+        ratio = (lc(x) - lc(y)).flatten(1).norm(dim=1) / (x - y).flatten(1).norm(dim=1)
+    assert float(ratio.max()) <= 2.0  # ceil(k / stride) = 2
+    assert "sn_u" in lc.state_dict()  # the power-iteration state is checkpointed
+    spec = gan.GanSpec(npix=16, noise_dim=8, width=32, scale_gev=2.0)
+    _, critic = gan.build_gan(spec, 1, options=gan.CriticOptions(spectral_norm=True))
+    assert nn_parametrized(critic.conv) and nn_parametrized(critic.head)
+
+
+def nn_parametrized(module: torch.nn.Module) -> bool:
+    return torch.nn.utils.parametrize.is_parametrized(module, "weight")
+
+
+def test_threshold_output_makes_zeros_or_values_above_the_threshold():
+    spec = gan.GanSpec(npix=16, noise_dim=8, width=32, scale_gev=2.0)
+    plain, _ = gan.build_gan(spec, seed=3)
+    thresholded, _ = gan.build_gan(dataclasses.replace(spec, threshold_gev=0.7), seed=3)
+    a = gan.sample_images(plain, 200, seed=1, progress=False)
+    b = gan.sample_images(thresholded, 200, seed=1, progress=False)
+    assert np.array_equal(a == 0, b == 0) and 0.05 < (b == 0).mean() < 0.95  # the same pixels are empty
+    assert b[b > 0].min() >= 0.7 > a[a > 0].min()  # ReLU makes values near 0, the threshold output never
+    np.testing.assert_allclose(b[b > 0], a[a > 0] + 0.7, rtol=1e-6)
+    with pytest.raises(ModelError, match="threshold"):
+        dataclasses.replace(spec, threshold_gev=-1.0).check()
+
+
+def test_sparsity_features_tell_small_values_from_zeros(pattern_data):
+    """With the auxiliary sparsity terms the critic sees a soft occupancy channel and per-image
+    features; tiny values that log(1 + x / scale) would hide show as occupied pixels."""
+    cfg = dataclasses.replace(TINY, gan_sparsity_features=True)
+    options = gan.critic_options(cfg, pattern_data)
+    assert options.occupancy_scale_gev == pytest.approx(0.25 * gan.et_threshold(pattern_data))
+    spec = gan.gan_spec(cfg, pattern_data)
+    _, critic = gan.build_gan(spec, 1, options=options)
+    assert critic.conv.in_channels == 2 and critic.sparsity_mbd is not None
+    zeros, tiny = torch.zeros(4, 8, 8), torch.full((4, 8, 8), 1e-3)
+    x = torch.from_numpy(pattern_images(4, seed=9))
+    occupancy = (x / (x + options.occupancy_scale_gev))[x > 0]
+    assert occupancy.min() >= 0.8 - 1e-6  # real deposits (>= threshold) look occupied
+    out = critic(torch.cat([zeros, tiny, x]))
+    assert out.shape == (12,) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert critic.sparsity_mbd.T.grad.abs().sum() > 0 and critic.head.weight.grad.abs().sum() > 0
+    # the WGAN-GP critic has no minibatch discrimination (per-image outputs for the penalty)
+    wgan = gan.critic_options(dataclasses.replace(cfg, gan_loss="wgan_gp"), pattern_data)
+    _, critic = gan.build_gan(spec, 1, options=wgan)
+    assert critic.mbd is None and critic.sparsity_mbd is None
+    torch.testing.assert_close(critic(x[:1]), critic(torch.cat([x[:1], zeros]))[:1])  # no batch dependence
+
+
+def test_wgan_gp_critic_learns_to_separate_real_from_fake(pattern_data):
+    """Critic steps alone (generator fixed): the critic loss falls and the Wasserstein estimate
+    E_w[D(real)] - E[D(fake)] becomes positive."""
+    cfg = dataclasses.replace(TINY, gan_loss="wgan_gp", gan_sparsity_features=True)
+    spec = gan.gan_spec(cfg, pattern_data)
+    generator, critic = gan.build_gan(spec, 1, options=gan.critic_options(cfg, pattern_data))
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=gan.ADAM_BETAS)
+    real = pattern_data.x[:128].view(-1, 8, 8)
+    with torch.no_grad():
+        fake = generator(torch.randn(128, spec.noise_dim, generator=torch.Generator().manual_seed(0)))
+    eps = torch.rand(128, generator=torch.Generator().manual_seed(1))
+    losses = []
+    for _ in range(40):
+        loss = critic(fake).mean() - critic(real).mean() + 10.0 * gan.gradient_penalty(critic, real, fake, eps)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        estimate = float(critic(real).mean() - critic(fake).mean())
+    assert losses[-1] < losses[0] - 0.1 and estimate > 0.1, losses[::10]
+
+
+@pytest.mark.parametrize("options", [
+    {"gan_label_flip": 0.05, "gan_sparsity_features": True, "gan_threshold_output": True},
+    {"gan_loss": "wgan_gp", "gan_critic_steps": 2, "gan_spectral_norm": True, "gan_sparsity_features": True},
+])
+def test_new_options_train_finitely_and_resume_exactly(pattern_data, tmp_path, options):
+    cfg = dataclasses.replace(TINY, **options)
+    full = train(pattern_data, cfg, tmp_path / "full", progress=False)
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["g_loss"]) for r in full.log_rows)
+    train(pattern_data, dataclasses.replace(cfg, epochs=2), tmp_path / "resumed", progress=False)
+    resumed = train(pattern_data, cfg, tmp_path / "resumed", progress=False)
+    assert resumed.resumed_from_epoch == 2
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    images = gan.sample_images(full.modules["generator"], 500, seed=2, progress=False)
+    if cfg.gan_threshold_output:
+        assert images[images > 0].min() >= gan.et_threshold(pattern_data) - 1e-6
+
+
+def test_bad_new_gan_settings_are_clear_errors():
+    for bad, match in [({"gan_loss": "hinge"}, "gan_loss"), ({"gan_label_flip": 0.5}, "gan_label_flip"),
+                       ({"gan_gp_weight": -1.0}, "gan_gp_weight"), ({"gan_spectral_norm": 1}, "gan_spectral_norm")]:
+        with pytest.raises(ModelError, match=match):
+            TrainConfig.from_mapping({"family": "gan", **bad})
+
+
+def test_occupancy_calibration_brings_a_drifted_generator_to_the_data_occupancy(pattern_data):
+    """A generator started half-dense (no occupancy init) is calibrated to the data's per-pixel
+    occupancy; only the output bias moves (one constant per pixel), and the config allows it for gan."""
+    spec = gan.gan_spec(TINY, pattern_data)
+    generator, _ = gan.build_gan(spec, TINY.seed)
+    before = gan.sample_images(generator, 2000, seed=4, progress=False)
+    assert _occupancy_error(before, pattern_data) > 0.2
+    noise = torch.randn(5, spec.noise_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pre_before = generator.pre_activation(noise)
+    summary = gan.calibrate_occupancy(generator, pattern_data.occupancy(), seed=2, draws=4000)
+    after = gan.sample_images(generator, 2000, seed=4, progress=False)
+    assert _occupancy_error(after, pattern_data) < 0.02
+    assert summary["occupancy_after"] == pytest.approx(float(pattern_data.occupancy().mean()), abs=1e-3)
+    with torch.no_grad():
+        shift = generator.pre_activation(noise) - pre_before
+    torch.testing.assert_close(shift, shift[:1].expand_as(shift), rtol=0, atol=1e-5)
+    TrainConfig(family="gan", calibrate_occupancy=True).check()
+
+
+def test_averaged_minibatch_discrimination_keeps_its_scale_at_any_batch_size():
+    """The summed features grow with the batch (B identical samples: B - 1 each); averaged ones do not."""
+    torch.manual_seed(3)
+    summed = gan.MinibatchDiscrimination(6, kernels=5, kernel_dim=3)
+    averaged = gan.MinibatchDiscrimination(6, kernels=5, kernel_dim=3, average=True)
+    averaged.T = summed.T
+    f = torch.randn(1, 6)
+    for b in (4, 64, 256):
+        same = f.expand(b, 6)
+        torch.testing.assert_close(summed(same), torch.full((b, 5), float(b - 1)))
+        torch.testing.assert_close(averaged(same), torch.ones(b, 5))
+    g = torch.randn(9, 6)
+    torch.testing.assert_close(averaged(g), summed(g) / 8)
+    cfg = dataclasses.replace(TINY, gan_minibatch_average=True)
+    assert TrainConfig.from_mapping({"family": "gan", "gan_minibatch_average": True}).gan_minibatch_average
+    assert cfg.gan_minibatch_average
