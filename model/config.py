@@ -40,7 +40,7 @@ class TrainConfig:
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
-    sarm_channels: int = 32  # sarm: feature maps of each PixelCNN stack
+    sarm_channels: int = 16  # sarm: feature maps of each PixelCNN stack
     sarm_layers: int = 5  # sarm: gated masked-convolution layers
     sarm_kernel: int = 3  # sarm: odd width of the masked convolutions
     sarm_components: int = 3  # sarm: Gaussians of the truncated log-ET mixture of non-zero values

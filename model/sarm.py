@@ -159,8 +159,9 @@ class SarmNet(nn.Module):
         """(B, F, n, n) causal features of every pixel: non-zero count and ET before it (raster order), position."""
         b, n = x.shape[0], self.spec.npix
         flat = x.reshape(b, n * n)
-        count = torch.cumsum((flat != 0).to(x.dtype), dim=1) - (flat != 0).to(x.dtype)  # strictly before
-        et = torch.cumsum(flat, dim=1) - flat
+        # exclusive cumulative sums (pixels strictly before), shifted rather than subtracted: no rounding leak
+        count = F.pad(torch.cumsum((flat[:, :-1] != 0).to(x.dtype), dim=1), (1, 0))
+        et = F.pad(torch.cumsum(flat[:, :-1], dim=1), (1, 0))
         return torch.cat([torch.log1p(count).view(b, 1, n, n), torch.log1p(et).view(b, 1, n, n),
                           self.position.to(x.dtype).expand(b, 3, n, n)], dim=1)
 
