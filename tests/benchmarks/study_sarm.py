@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["sarm"], help="training.models entries of config.yaml")
     p.add_argument("--n-generated", type=int, default=20000, help="images generated per model")
     p.add_argument("--threads", type=int, default=1, help="training.threads of train and sample")
+    p.add_argument("--override", default="{}",
+                   help="JSON merged into every model's entry, e.g. '{\"epochs\": 10}' (more epochs resume the "
+                        "checkpoint in --workdir)")
     p.add_argument("--out-md", type=Path, help="also write the table here (Markdown)")
     args = p.parse_args(argv)
 
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                                              str(out), "--config-json", json.dumps({"n_generated": args.n_generated}),
                                              *common], folder / "baseline.log")
         else:
-            settings = json.dumps({**base, "models": {name: config["training"]["models"][name]}})
+            entry = {**config["training"]["models"][name], **json.loads(args.override)}
+            settings = json.dumps({**base, "models": {name: entry}})
             named = ["--model-name", name, "--config-json", settings, *common]
             if not model.exists():
                 times[name][:2] = run_timed([sys.executable, "-m", "model", "train", "--in", str(args.real), "--out",
