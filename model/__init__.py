@@ -14,13 +14,15 @@ x = z * beta with z ~ Bern(pi) and beta ~ p(. | eta) (a `NonZeroLikelihood`). Mo
 - `checkpoint`   checkpoint, model.pt and train_log.csv I/O (the one place model files are written/read)
 - `decoupled`    the paper's decoupled generator as a family: training step, rebuilding, sampling
 - `gan`, `vae`   comparison families: a LAGAN-style GAN and a VAE whose decoder is a decoupled generator
+- `sarm`         comparison family: the sparse autoregressive model (gated PixelCNN, exact likelihood,
+                 cached pixel-by-pixel sampler; Lu et al. 2021)
 - `families`     the family table: train, save and load a model of any family
 - `sampling`     generated images from a trained model (any family) into the images.h5 schema
 - `baseline`     the `independent_pixels` baseline
 - `synthetic`    synthetic sparse images for tests and benchmarks (no physics)
 
 Imports point one way: errors/config/data/generators/likelihoods/objectives <- checkpoint <-
-training <- decoupled <- gan, vae <- families <- sampling <- baseline <- cli.
+training <- decoupled <- gan, vae, sarm <- families <- sampling <- baseline <- cli.
 
 CLI: ``python -m model {train,sample,baseline,synthetic} --help``.
 """

@@ -13,8 +13,10 @@ from .objectives import OBJECTIVES
 #: settings that may change between a checkpoint and its resumption (more epochs, other device)
 NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
-#: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
-FAMILIES = ("decoupled", "gan", "vae")
+#: comparison families (model/gan.py, model/vae.py, model/sarm.py), all trained by model/training.py's epoch loop
+FAMILIES = ("decoupled", "gan", "vae", "sarm")
+#: the sarm family's one architecture (a gated PixelCNN); the other families' generators are fc | deconv
+SARM_ARCH = "pixelcnn"
 #: adversarial losses of the gan family: LAGAN's non-saturating GAN loss, or Wasserstein with gradient penalty
 GAN_LOSSES = ("nonsaturating", "wgan_gp")
 
@@ -23,7 +25,7 @@ GAN_LOSSES = ("nonsaturating", "wgan_gp")
 class TrainConfig:
     """Hyper-parameters of one training run; `seed` is this model's own (derived) seed."""
 
-    arch: str = "fc"  # fc | deconv
+    arch: str = "fc"  # fc | deconv (decoupled, vae, gan) | pixelcnn (sarm)
     width: int = 256  # hidden units (fc) / channels of the first deconv map
     noise_dim: int = 32  # size of the generator's Gaussian noise
     epochs: int = 30
@@ -47,6 +49,10 @@ class TrainConfig:
     gan_threshold_output: bool = False  # gan: non-zero generated pixels start at the data's ET threshold
     gan_minibatch_average: bool = False  # gan: minibatch discrimination averages over the batch (not sums)
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
+    sarm_channels: int = 16  # sarm: feature maps of each PixelCNN stack
+    sarm_layers: int = 5  # sarm: gated masked-convolution layers
+    sarm_kernel: int = 3  # sarm: odd width of the masked convolutions
+    sarm_components: int = 3  # sarm: Gaussians of the truncated log-ET mixture of non-zero values
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
@@ -65,6 +71,14 @@ class TrainConfig:
                 raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
         if not self.kl_weight > 0:
             raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
+        if (self.family == "sarm") != (self.arch == SARM_ARCH):
+            raise ModelError(f"training setting 'arch' '{self.arch}' does not fit family '{self.family}': the sarm "
+                             f"family takes arch '{SARM_ARCH}' (and only it does); the others fc or deconv")
+        for name in ("sarm_channels", "sarm_layers", "sarm_components"):
+            if int(getattr(self, name)) < 1:
+                raise ModelError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")
+        if int(self.sarm_kernel) < 3 or int(self.sarm_kernel) % 2 == 0:
+            raise ModelError(f"training setting 'sarm_kernel' must be odd and >= 3, got {self.sarm_kernel}")
         if self.family != "decoupled" and getattr(self, "conditional", False):
             raise ModelError(f"training setting 'conditional' is only implemented for family 'decoupled', "
                              f"not '{self.family}'; set conditional: false for this model")
