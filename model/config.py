@@ -14,7 +14,7 @@ from .objectives import OBJECTIVES
 NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
 #: comparison families (model/gan.py, model/vae.py), all trained by model/training.py's epoch loop
-FAMILIES = ("decoupled", "gan", "vae")
+FAMILIES = ("decoupled", "gan", "vae", "towers")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class TrainConfig:
     family: str = "decoupled"  # decoupled (paper, model/decoupled.py) | gan (LAGAN-style) | vae (model/vae.py)
     gan_critic_steps: int = 1  # gan: discriminator steps (one per data batch) per generator step
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
+    tower_count: str = "bernoulli"  # towers: bernoulli (each cell on its own) | multiplicity (count, then place)
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
@@ -45,6 +46,9 @@ class TrainConfig:
             raise ModelError(f"training setting 'family' must be one of {list(FAMILIES)}, got '{self.family}'")
         if int(self.gan_critic_steps) < 1:
             raise ModelError(f"training setting 'gan_critic_steps' must be >= 1, got {self.gan_critic_steps}")
+        if self.tower_count not in ("bernoulli", "multiplicity"):
+            raise ModelError(
+                f"training setting 'tower_count' must be bernoulli or multiplicity, got {self.tower_count!r}")
         if not self.kl_weight > 0:
             raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
         if self.family != "decoupled" and getattr(self, "conditional", False):
@@ -53,7 +57,7 @@ class TrainConfig:
         if not isinstance(self.calibrate_occupancy, bool):
             raise ModelError("training setting 'calibrate_occupancy' must be true or false, "
                              f"got {self.calibrate_occupancy!r}")
-        if self.calibrate_occupancy and (self.family != "decoupled" or self.conditional):
+        if self.calibrate_occupancy and (self.family not in ("decoupled", "towers") or self.conditional):
             raise ModelError("training setting 'calibrate_occupancy' is implemented for unconditional decoupled "
                              f"models only (this one: family '{self.family}', conditional {self.conditional}); "
                              "set it to false")
