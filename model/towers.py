@@ -34,8 +34,12 @@ How many towers (`tower_count`):
 
 Geometry at sampling: each image gets a muon (eta, phi) drawn from the training images
 (weighted), which fixes the grid around it; a slot becomes the cell at that offset, and the
-tower's (eta, phi) a uniform point inside it (Delphes' SmearTowerCenter). Generated images are
-`render_towers` of the generated TowerSet with the training file's tower_shape and quantity.
+tower's (eta, phi) a uniform point inside it (Delphes' SmearTowerCenter). As in the data, only
+towers that put ET into the image are kept (imaging.towers.contributing_towers): an edge cell is
+visible for some muons only, so a slot's occupancy in the data is (chance of a tower) x (its
+visibility, measured by Monte Carlo over the training muons) and `bernoulli` sampling draws with
+the visibility divided out. Generated images are `render_towers` of the generated TowerSet with
+the training file's tower_shape and quantity.
 """
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ from torch import nn
 from tqdm import tqdm
 
 from common.seeds import derive_seed
-from imaging.towers import TowerSet, render_towers
+from imaging.towers import TowerSet, contributing_towers, render_towers
 
 from .config import TrainConfig
 from .data import TrainingData, training_data_from_arrays
@@ -75,6 +79,12 @@ TOWER_COUNTS = ("bernoulli", "multiplicity")
 COUNT_REFERENCE_DRAWS = 4096
 #: noise draws of the occupancy calibration (~3x the decoupled model's slots per draw: fewer draws, same cost)
 CALIBRATION_DRAWS = 4096
+#: training muons over which a slot's visibility is averaged (slot_visibility)
+VISIBILITY_MUONS = 1000
+#: count-then-place: candidate slots per wanted tower (+ a few), in Gumbel order, of which the first reaching
+#: the image are kept (candidates off the disc or the grid are skipped)
+CANDIDATES_PER_TOWER = 2
+CANDIDATES_EXTRA = 8
 #: cell edges (rad) closer than this are the same edge (float32 edges relative to a float32 muon)
 EDGE_TOLERANCE = 2e-4
 TWO_PI = 2.0 * math.pi
@@ -444,6 +454,9 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         "muons": {"eta": np.asarray(data.muon_eta, dtype=np.float64).tolist(),
                   "phi": np.asarray(data.muon_phi, dtype=np.float64).tolist(), "weight": w.tolist()},
         "count_pmf": [count_distribution(cells, sels[c]) for c in range(2)],
+        "visibility": slot_visibility(slots, np.asarray(data.muon_eta, np.float64), np.asarray(data.muon_phi,
+                                      np.float64), image_settings(data), seed=derive_seed(cfg.seed, "visibility")
+                                      ).tolist(),
     }
     if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
         fixed["occupancy_calibration"] = calibrate_occupancy(
@@ -507,67 +520,120 @@ def coupled_counts(pi: torch.Tensor, reference: list[float], pmf: list[float]) -
     return torch.searchsorted(cdf / cdf[-1], q.clamp(0, 1 - 1e-12), right=True).clamp(max=pi.shape[1])
 
 
-def place_counts(logits: torch.Tensor, counts: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """(K, D) bool: counts[k] slots of row k chosen without replacement by Gumbel top-k on the logits."""
-    u = torch.rand(logits.shape, generator=rng, device=logits.device).clamp_min(1e-20)
-    keys = logits - torch.log(-torch.log(u))
-    rank = torch.argsort(torch.argsort(keys, dim=1, descending=True), dim=1)
-    return rank < counts[:, None]
-
-
-def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) -> TowerSet:
-    """The towers of len(noise) images: occupied slots, ET, their cells around a drawn muon, a point in each."""
-    fixed, slots = model.fixed, model.slots
-    logits, eta = model.generator(noise)  # (k, D)
-    k, n_e = noise.shape[0], slots.n_of(0)
-    if fixed["tower_count"] == "multiplicity":
-        parts = []
-        for c, cols in enumerate((slice(0, n_e), slice(n_e, None))):
-            counts = coupled_counts(torch.sigmoid(logits[:, cols]), fixed["count_reference"][c], fixed["count_pmf"][c])
-            parts.append(place_counts(logits[:, cols], counts, rng))
-        z = torch.cat(parts, dim=1)
-    else:
-        z = torch.rand(logits.shape, generator=rng, device=logits.device) < torch.sigmoid(logits)
-    et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
-                                       fixed["et_range"][c]["max_et_gev"], rng)
-                    for c, cols in enumerate((slice(0, n_e), slice(n_e, None)))], dim=1)
-    muons = fixed["muons"]
-    cdf = torch.cumsum(torch.as_tensor(muons["weight"], dtype=torch.float64, device=noise.device), 0)
-    pick = torch.searchsorted(cdf / cdf[-1], torch.rand(k, generator=rng, device=noise.device, dtype=torch.float64),
-                              right=True).clamp(max=cdf.numel() - 1).cpu().numpy()
-    img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: towers grouped by image
-    u_eta, u_phi = (torch.rand(img.size, generator=rng, device=noise.device, dtype=torch.float64).cpu().numpy()
-                    for _ in range(2))
-    mu_eta = np.asarray(muons["eta"], dtype=np.float64)[pick][img]
-    mu_phi = np.asarray(muons["phi"], dtype=np.float64)[pick][img]
-    values = et[z].cpu().numpy().astype(np.float64)
+def slot_towers(slots: SlotMap, img: np.ndarray, slot: np.ndarray, et: np.ndarray, mu_eta: np.ndarray,
+                mu_phi: np.ndarray, u_eta: np.ndarray, u_phi: np.ndarray, n_images: int) -> tuple[TowerSet, np.ndarray]:
+    """Towers at (image img, slot) pairs around each image's muon (mu_eta, mu_phi per image), their (eta, phi) at
+    fraction (u_eta, u_phi) of their cell; returns the TowerSet (pairs off the grid dropped; pairs must be
+    grouped by image) and the index of each kept pair."""
+    eta0, phi0 = mu_eta[img], mu_phi[img]
     calo = slots.calo[slot]
     deta_lo, deta_hi, dphi_lo, dphi_hi = (np.zeros(img.size) for _ in range(4))
-    inside = np.zeros(img.size, dtype=bool)
+    on_grid = np.zeros(img.size, dtype=bool)
     for c in range(2):
         sel = np.flatnonzero(calo == c)
         grid = slots.grids[c]
-        row = grid.row_of(mu_eta[sel]) + slots.di[slot[sel]]
-        ok = (row >= 0) & (row < grid.nphi.size)
+        row = grid.row_of(eta0[sel]) + slots.di[slot[sel]]
+        on_grid[sel] = (row >= 0) & (row < grid.nphi.size)
         row = row.clip(0, grid.nphi.size - 1)
         n = grid.nphi[row]
         width = TWO_PI / n
-        cell = (grid.phi_cell(mu_phi[sel], row) + slots.dj[slot[sel]]) % n
-        centre = wrap_phi(-math.pi + (cell + 0.5) * width - mu_phi[sel])
-        deta_lo[sel], deta_hi[sel] = grid.eta_edges[row] - mu_eta[sel], grid.eta_edges[row + 1] - mu_eta[sel]
+        cell = (grid.phi_cell(phi0[sel], row) + slots.dj[slot[sel]]) % n
+        centre = wrap_phi(-math.pi + (cell + 0.5) * width - phi0[sel])
+        deta_lo[sel], deta_hi[sel] = grid.eta_edges[row] - eta0[sel], grid.eta_edges[row + 1] - eta0[sel]
         dphi_lo[sel], dphi_hi[sel] = centre - 0.5 * width, centre + 0.5 * width
-        inside[sel] = ok
-    keep = inside & (values > 0)
-    img, calo, values, u_eta, u_phi = img[keep], calo[keep], values[keep], u_eta[keep], u_phi[keep]
+    keep = np.flatnonzero(on_grid & (et > 0))
+    img, calo, et, u_eta, u_phi = img[keep], calo[keep], et[keep], u_eta[keep], u_phi[keep]
     deta_lo, deta_hi, dphi_lo, dphi_hi = deta_lo[keep], deta_hi[keep], dphi_lo[keep], dphi_hi[keep]
     f32 = np.float32
-    return TowerSet(
-        offsets=np.r_[0, np.cumsum(np.bincount(img, minlength=k))].astype(np.int64),
+    towers = TowerSet(
+        offsets=np.r_[0, np.cumsum(np.bincount(img, minlength=n_images))].astype(np.int64),
         deta=(deta_lo + u_eta * (deta_hi - deta_lo)).astype(f32),
         dphi=wrap_phi(dphi_lo + u_phi * (dphi_hi - dphi_lo)).astype(f32),
-        et_ecal=np.where(calo == 0, values, 0.0).astype(f32), et_hcal=np.where(calo == 1, values, 0.0).astype(f32),
+        et_ecal=np.where(calo == 0, et, 0.0).astype(f32), et_hcal=np.where(calo == 1, et, 0.0).astype(f32),
         edges=np.stack([deta_lo, deta_hi, dphi_lo, dphi_hi], axis=1).astype(f32),
     )
+    return towers, keep
+
+
+def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, image: dict[str, Any], *, seed: int,
+                    max_muons: int = VISIBILITY_MUONS) -> np.ndarray:
+    """(D,) mean over training muons of the chance that a tower in the slot reaches the image (Monte Carlo).
+
+    A real image holds only the towers that put ET into it (imaging.towers.contributing_towers): a
+    cell at the edge of the disc, or beyond the grid for this muon's eta, is seen for some muons
+    only. The data's slot occupancy is (chance of a tower) x (this visibility); sampling divides it
+    out again and keeps only the contributing towers, so edge slots are not under-filled.
+    """
+    rng = np.random.default_rng(seed)
+    take = rng.choice(mu_eta.size, size=min(max_muons, mu_eta.size), replace=False)
+    n, d = take.size, slots.n_slots
+    img, slot = np.repeat(np.arange(n), d), np.tile(np.arange(d), n)
+    towers, kept = slot_towers(slots, img, slot, np.ones(img.size), mu_eta[take], mu_phi[take],
+                               rng.random(img.size), rng.random(img.size), n)
+    seen = np.zeros(img.size)
+    seen[kept] = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"],
+                                     radius=image["radius"])
+    return seen.reshape(n, d).mean(axis=0)
+
+
+def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) -> TowerSet:
+    """The towers of len(noise) images: slots, ET, their cells around a drawn muon, a point in each; only the
+    towers that reach the image (contributing_towers), as in the data."""
+    fixed, slots, image = model.fixed, model.slots, model.fixed["image"]
+    logits, eta = model.generator(noise)  # (k, D)
+    k, n_e, dev = noise.shape[0], slots.n_of(0), noise.device
+    calos = (slice(0, n_e), slice(n_e, None))
+    # the chance of a tower in the cell, visibility divided out (capped at 1)
+    visibility = torch.as_tensor(fixed["visibility"], dtype=logits.dtype, device=dev).clamp_min(1e-3)
+    p_cell = (torch.sigmoid(logits) / visibility).clamp(max=1.0)
+    counts = None
+    if fixed["tower_count"] == "multiplicity":
+        # candidates in Gumbel top-k order; the first `count` that reach the image are kept (below)
+        counts = torch.stack([coupled_counts(torch.sigmoid(logits[:, cols]), fixed["count_reference"][c],
+                                             fixed["count_pmf"][c]) for c, cols in enumerate(calos)], dim=1)
+        keys = logits - torch.log(-torch.log(torch.rand(logits.shape, generator=rng, device=dev).clamp_min(1e-20)))
+        rank = torch.cat([torch.argsort(torch.argsort(keys[:, cols], dim=1, descending=True), dim=1)
+                          for cols in calos], dim=1)  # (k, D) rank within the calorimeter
+        reach = torch.cat([(CANDIDATES_PER_TOWER * counts[:, c] + CANDIDATES_EXTRA)[:, None].expand(-1, n_e if c == 0
+                           else slots.n_slots - n_e) for c in range(2)], dim=1)
+        z = rank < reach
+    else:
+        z = torch.rand(logits.shape, generator=rng, device=dev) < p_cell
+    et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
+                                       fixed["et_range"][c]["max_et_gev"], rng) for c, cols in enumerate(calos)], dim=1)
+    muons = fixed["muons"]
+    cdf = torch.cumsum(torch.as_tensor(muons["weight"], dtype=torch.float64, device=dev), 0)
+    pick = torch.searchsorted(cdf / cdf[-1], torch.rand(k, generator=rng, device=dev, dtype=torch.float64),
+                              right=True).clamp(max=cdf.numel() - 1).cpu().numpy()
+    img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: grouped by image
+    u_eta, u_phi = (torch.rand(img.size, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+                    for _ in range(2))
+    mu_eta = np.asarray(muons["eta"], dtype=np.float64)[pick]
+    mu_phi = np.asarray(muons["phi"], dtype=np.float64)[pick]
+    towers, kept = slot_towers(slots, img, slot, et[z].cpu().numpy().astype(np.float64), mu_eta, mu_phi, u_eta, u_phi,
+                               k)
+    reaches = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"], radius=image["radius"])
+    if counts is not None:  # keep the first `count` reaching candidates of each image and calorimeter, in rank order
+        calo = slots.calo[slot[kept]]
+        order = np.lexsort((rank[z].cpu().numpy()[kept], calo, img[kept]))
+        group = img[kept][order] * 2 + calo[order]
+        hits = reaches[order].astype(np.int64)
+        before = np.cumsum(hits) - hits  # reaching candidates ahead in the same group
+        start = np.searchsorted(group, group, side="left")
+        taken = before - (np.cumsum(hits) - hits)[start]
+        allowed = counts.cpu().numpy()[img[kept][order], calo[order]]
+        keep_sorted = (hits == 1) & (taken < allowed)
+        reaches = np.zeros_like(reaches)
+        reaches[order[keep_sorted]] = True
+    return select_towers(towers, reaches)
+
+
+def select_towers(towers: TowerSet, keep: np.ndarray) -> TowerSet:
+    """The towers where `keep` (T,) is true, each staying with its image."""
+    per_image = np.bincount(towers.image_index()[keep], minlength=len(towers))
+    return TowerSet(offsets=np.r_[0, np.cumsum(per_image)].astype(np.int64), deta=towers.deta[keep],
+                    dphi=towers.dphi[keep], et_ecal=towers.et_ecal[keep], et_hcal=towers.et_hcal[keep],
+                    edges=towers.edges[keep])
 
 
 def render(model: TowerModel, towers: TowerSet) -> np.ndarray:
