@@ -115,6 +115,14 @@ class CaloGrid:
         n = self.nphi[row]
         return np.floor((wrap_phi(phi) + math.pi) / (TWO_PI / n)).astype(np.int64) % n
 
+    def context(self, eta: np.ndarray) -> np.ndarray:
+        """(n,) the segmentation around absolute eta: 16 x (phi cells of its row) + round(2 log2(row height /
+        the smallest row height)). Muons of one context see the same cells at the same offsets."""
+        row = self.row_of(eta).clip(0, self.nphi.size - 1)
+        heights = np.diff(self.eta_edges)
+        bucket = np.rint(2 * np.log2(heights[row] / heights.min())).astype(np.int64)
+        return 16 * self.nphi[row] + bucket
+
     def to_dict(self) -> dict[str, list]:
         return {"eta_edges": self.eta_edges.tolist(), "nphi": self.nphi.tolist()}
 
@@ -170,10 +178,16 @@ def absolute_cells(towers: TowerSet, muon_eta: np.ndarray, muon_phi: np.ndarray)
 
 @dataclass
 class SlotMap:
-    """The grids of both calorimeters and the D slots (calorimeter, di, dj) the model generates over."""
+    """The grids of both calorimeters and the D slots (calorimeter, context, di, dj) the model generates over.
+
+    The context (CaloGrid.context) is the segmentation around the muon: an HCal slot (di, dj) is a
+    0.087 x 0.087 cell next to a barrel muon but up to 0.22 x 0.17 in the endcap, so each context
+    has its own slots (the ECal has one context); a slot is seen only in images of its context.
+    """
 
     grids: tuple[CaloGrid, CaloGrid]
     calo: np.ndarray  # (D,) int64 0 ECal, 1 HCal; ECal slots first
+    ctx: np.ndarray  # (D,) int64 the muon's context in that calorimeter
     di: np.ndarray  # (D,) int64 eta-row offset from the muon's row
     dj: np.ndarray  # (D,) int64 phi-cell offset from the muon's cell in that row
 
@@ -185,13 +199,13 @@ class SlotMap:
         return int(np.count_nonzero(self.calo == c))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"grids": [g.to_dict() for g in self.grids], "calo": self.calo.tolist(), "di": self.di.tolist(),
-                "dj": self.dj.tolist()}
+        return {"grids": [g.to_dict() for g in self.grids], "calo": self.calo.tolist(), "ctx": self.ctx.tolist(),
+                "di": self.di.tolist(), "dj": self.dj.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SlotMap:
         grids = tuple(CaloGrid.from_dict(g) for g in d["grids"])
-        return cls(grids, *(np.asarray(d[k], dtype=np.int64) for k in ("calo", "di", "dj")))  # type: ignore[arg-type]
+        return cls(grids, *(np.asarray(d[k], dtype=np.int64) for k in ("calo", "ctx", "di", "dj")))  # type: ignore
 
 
 def slot_offsets(grid: CaloGrid, eta_lo: np.ndarray, eta_hi: np.ndarray, phi_centre: np.ndarray,
@@ -221,19 +235,20 @@ def towers_to_slots(towers: TowerSet, muon_eta: np.ndarray, muon_phi: np.ndarray
                       for c in range(2))
     else:
         grids = slots.grids
-    di, dj = np.zeros(calo.size, np.int64), np.zeros(calo.size, np.int64)
+    ctx, di, dj = (np.zeros(calo.size, np.int64) for _ in range(3))
     for c in range(2):
         sel = calo == c
         di[sel], dj[sel] = slot_offsets(grids[c], eta_lo[sel], eta_hi[sel], phi_c[sel], mu_eta[img[sel]],
                                         mu_phi[img[sel]])
-    key = np.stack([calo, di, dj], axis=1)
+        ctx[sel] = grids[c].context(mu_eta[img[sel]])
+    key = np.stack([calo, ctx, di, dj], axis=1)
     if slots is None:
         uniq = np.unique(key, axis=0)  # sorted by calorimeter first: ECal slots, then HCal
-        slots = SlotMap(grids, uniq[:, 0].copy(), uniq[:, 1].copy(), uniq[:, 2].copy())  # type: ignore[arg-type]
-    table = {(int(c), int(i), int(j)): s for s, (c, i, j) in enumerate(zip(slots.calo, slots.di, slots.dj,
-                                                                              strict=True))}
+        slots = SlotMap(grids, *(uniq[:, i].copy() for i in range(4)))  # type: ignore[arg-type]
+    table = {tuple(int(v) for v in k): s for s, k in enumerate(zip(slots.calo, slots.ctx, slots.di, slots.dj,
+                                                                    strict=True))}
     uniq, inverse = np.unique(key, axis=0, return_inverse=True)  # map the few distinct keys through the table
-    slot_of = np.array([table.get((int(c), int(i), int(j)), -1) for c, i, j in uniq], dtype=np.int64)[inverse.ravel()]
+    slot_of = np.array([table.get(tuple(int(v) for v in k), -1) for k in uniq], dtype=np.int64)[inverse.ravel()]
     known = slot_of >= 0
     n_img = len(towers.offsets) - 1
     x = np.zeros((n_img, slots.n_slots), dtype=np.float64)
@@ -533,7 +548,7 @@ def slot_towers(slots: SlotMap, img: np.ndarray, slot: np.ndarray, et: np.ndarra
         sel = np.flatnonzero(calo == c)
         grid = slots.grids[c]
         row = grid.row_of(eta0[sel]) + slots.di[slot[sel]]
-        on_grid[sel] = (row >= 0) & (row < grid.nphi.size)
+        on_grid[sel] = (row >= 0) & (row < grid.nphi.size) & (grid.context(eta0[sel]) == slots.ctx[slot[sel]])
         row = row.clip(0, grid.nphi.size - 1)
         n = grid.nphi[row]
         width = TWO_PI / n

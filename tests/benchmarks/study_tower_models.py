@@ -80,12 +80,14 @@ def study_file(regime: str, sample: str, real_path: Path, variants: dict, base: 
         subprocess.run([sys.executable, "-m", "model", "baseline", "--in", str(real_path), "--out", str(baseline),
                         "--sample", sample, "--seed", str(seed), "--no-progress", "--config-json",
                         json.dumps({"n_generated": base.get("n_generated")})], check=True, cwd=ROOT)
-    results = {"independent_pixels": (score(real, read_image_file(baseline), seed), float("nan"))}
-    for name, entry in variants.items():
-        path, seconds = run_variant(name, entry, real_path, folder, base, seed, sample)
-        results[name] = (score(real, read_image_file(path), seed), seconds)
-    base_emd = results["independent_pixels"][0]["emd"]
-    for name, (s, seconds) in results.items():
+    base_emd = float("nan")
+    for name in ("independent_pixels", *variants):
+        if name == "independent_pixels":
+            s, seconds = score(real, read_image_file(baseline), seed), float("nan")
+            base_emd = s["emd"]
+        else:
+            path, seconds = run_variant(name, variants[name], real_path, folder, base, seed, sample)
+            s = score(real, read_image_file(path), seed)
         rows.append([name, "" if np.isnan(seconds) else f"{seconds:.0f}", f"{s['emd']:.4f}",
                      f"{s['emd'] / base_emd:.2f}", f"{s['floor']:.4f}", f"{s['zero']:.2f}", f"{s['empty']:.1f}",
                      f"{s['p999']:.1f}", f"{s['p999'] / p999_real:.2f}", f"{s['auc']:.3f}"])
