@@ -81,6 +81,8 @@ COUNT_REFERENCE_DRAWS = 4096
 CALIBRATION_DRAWS = 4096
 #: training muons over which a slot's visibility is averaged (slot_visibility)
 VISIBILITY_MUONS = 1000
+#: seed of the visibility Monte Carlo and of the context reference draws (fixed: derived at every rebuild)
+VISIBILITY_SEED = 20191214
 #: count-then-place: candidate slots per wanted tower (+ a few), in Gumbel order, of which the first reaching
 #: the image are kept (candidates off the disc or the grid are skipped)
 CANDIDATES_PER_TOWER = 2
@@ -316,6 +318,23 @@ class TowerModel(nn.Module):
         self.generator, self.likelihoods = generator, likelihoods
         self.fixed = fixed
         self.slots = SlotMap.from_dict(fixed["slots"])
+        muons = fixed["muons"]
+        self.muon_eta, self.muon_phi = (np.asarray(muons[k], dtype=np.float64) for k in ("eta", "phi"))
+        self.muon_weight = np.asarray(muons["weight"], dtype=np.float64)
+        self.muon_context = self.slots.grids[1].context(self.muon_eta)  # (N,) HCal context of each muon
+        self.contexts = np.unique(self.muon_context)
+        self.visibility = slot_visibility(self.slots, self.muon_eta, self.muon_phi, fixed["image"],
+                                          seed=VISIBILITY_SEED)
+        with torch.random.fork_rng(devices=[]):  # each context's mean expected HCal count (its noise share)
+            torch.manual_seed(VISIBILITY_SEED)
+            with torch.no_grad():
+                pi = torch.sigmoid(generator(torch.randn(COUNT_REFERENCE_DRAWS, generator.spec.noise_dim))[0])
+        self.context_mean = np.array([float(pi[:, torch.from_numpy(self.context_slots(a))].sum(dim=1).mean())
+                                      for a in self.contexts])
+
+    def context_slots(self, context: int) -> np.ndarray:
+        """(D,) bool: the HCal slots of one context."""
+        return (self.slots.calo == 1) & (self.slots.ctx == context)
 
 
 # ---------------------------------------------------------------- training
@@ -469,9 +488,6 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         "muons": {"eta": np.asarray(data.muon_eta, dtype=np.float64).tolist(),
                   "phi": np.asarray(data.muon_phi, dtype=np.float64).tolist(), "weight": w.tolist()},
         "count_pmf": [count_distribution(cells, sels[c]) for c in range(2)],
-        "visibility": slot_visibility(slots, np.asarray(data.muon_eta, np.float64), np.asarray(data.muon_phi,
-                                      np.float64), image_settings(data), seed=derive_seed(cfg.seed, "visibility")
-                                      ).tolist(),
     }
     if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
         fixed["occupancy_calibration"] = calibrate_occupancy(
@@ -572,12 +588,13 @@ def slot_towers(slots: SlotMap, img: np.ndarray, slot: np.ndarray, et: np.ndarra
 
 def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, image: dict[str, Any], *, seed: int,
                     max_muons: int = VISIBILITY_MUONS) -> np.ndarray:
-    """(D,) mean over training muons of the chance that a tower in the slot reaches the image (Monte Carlo).
+    """(D,) chance that a tower in the slot reaches the image, over the training muons of its context (Monte Carlo).
 
     A real image holds only the towers that put ET into it (imaging.towers.contributing_towers): a
     cell at the edge of the disc, or beyond the grid for this muon's eta, is seen for some muons
-    only. The data's slot occupancy is (chance of a tower) x (this visibility); sampling divides it
-    out again and keeps only the contributing towers, so edge slots are not under-filled.
+    only. Given the context, the generator's slot occupancy is (chance of a tower) x (this
+    visibility); sampling divides it out again and keeps only the contributing towers, so edge
+    slots are not under-filled.
     """
     rng = np.random.default_rng(seed)
     take = rng.choice(mu_eta.size, size=min(max_muons, mu_eta.size), replace=False)
@@ -588,7 +605,9 @@ def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, imag
     seen = np.zeros(img.size)
     seen[kept] = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"],
                                      radius=image["radius"])
-    return seen.reshape(n, d).mean(axis=0)
+    # averaged over the muons of the slot's own context (a slot is off the grid for the others)
+    same = np.stack([slots.grids[c].context(mu_eta[take]) for c in range(2)], axis=1)[:, slots.calo] == slots.ctx
+    return seen.reshape(n, d).sum(axis=0) / np.maximum(same.sum(axis=0), 1)
 
 
 def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) -> TowerSet:
@@ -598,9 +617,27 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
     logits, eta = model.generator(noise)  # (k, D)
     k, n_e, dev = noise.shape[0], slots.n_of(0), noise.device
     calos = (slice(0, n_e), slice(n_e, None))
-    # the chance of a tower in the cell, visibility divided out (capped at 1)
-    visibility = torch.as_tensor(fixed["visibility"], dtype=logits.dtype, device=dev).clamp_min(1e-3)
-    p_cell = (torch.sigmoid(logits) / visibility).clamp(max=1.0)
+    # the HCal context of each image: the noise draw's expected HCal count in each context's slots, relative to
+    # the context's mean, times the context's share of the training muons (the generator learns the contexts
+    # as modes of its noise: an endcap-like draw fills only endcap slots)
+    pi = torch.sigmoid(logits)
+    activity = torch.stack([pi[:, torch.as_tensor(model.context_slots(a), device=dev)].sum(dim=1) / max(m, 1e-12)
+                            for a, m in zip(model.contexts, model.context_mean, strict=True)], dim=1)  # (k, C)
+    prior = torch.as_tensor([model.muon_weight[model.muon_context == a].sum() for a in model.contexts],
+                            dtype=activity.dtype, device=dev)
+    post = (activity * prior).clamp_min(1e-30)
+    cdf = torch.cumsum(post / post.sum(dim=1, keepdim=True), dim=1)
+    context_idx = torch.searchsorted(cdf, torch.rand(k, 1, generator=rng, device=dev, dtype=cdf.dtype),
+                                     right=True).clamp(max=len(model.contexts) - 1)[:, 0].cpu().numpy()
+    u_muon = torch.rand(k, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+    pick = np.empty(k, dtype=np.int64)
+    for i, a in enumerate(model.contexts):  # a weighted training muon of the chosen context
+        rows, members = np.flatnonzero(context_idx == i), np.flatnonzero(model.muon_context == a)
+        mcdf = np.cumsum(model.muon_weight[members])
+        pick[rows] = members[np.searchsorted(mcdf / mcdf[-1], u_muon[rows], side="right").clip(max=members.size - 1)]
+    # the chance of a tower in the cell: the visibility within the context divided out (capped at 1)
+    visibility = torch.as_tensor(model.visibility, dtype=logits.dtype, device=dev).clamp_min(1e-3)
+    p_cell = (pi / visibility).clamp(max=1.0)
     counts = None
     if fixed["tower_count"] == "multiplicity":
         # candidates in Gumbel top-k order; the first `count` that reach the image are kept (below)
@@ -616,15 +653,10 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
         z = torch.rand(logits.shape, generator=rng, device=dev) < p_cell
     et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
                                        fixed["et_range"][c]["max_et_gev"], rng) for c, cols in enumerate(calos)], dim=1)
-    muons = fixed["muons"]
-    cdf = torch.cumsum(torch.as_tensor(muons["weight"], dtype=torch.float64, device=dev), 0)
-    pick = torch.searchsorted(cdf / cdf[-1], torch.rand(k, generator=rng, device=dev, dtype=torch.float64),
-                              right=True).clamp(max=cdf.numel() - 1).cpu().numpy()
     img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: grouped by image
     u_eta, u_phi = (torch.rand(img.size, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
                     for _ in range(2))
-    mu_eta = np.asarray(muons["eta"], dtype=np.float64)[pick]
-    mu_phi = np.asarray(muons["phi"], dtype=np.float64)[pick]
+    mu_eta, mu_phi = model.muon_eta[pick], model.muon_phi[pick]
     towers, kept = slot_towers(slots, img, slot, et[z].cpu().numpy().astype(np.float64), mu_eta, mu_phi, u_eta, u_phi,
                                k)
     reaches = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"], radius=image["radius"])
