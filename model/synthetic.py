@@ -87,7 +87,7 @@ def synthetic_towers(n: int, *, seed: int = 0, ecal_mean: float = 12.0, hcal_mea
         count = rng.poisson(ecal_mean if c == 0 else hcal_mean, n) + core * rng.poisson(4 if c == 0 else 1, n)
         img = np.repeat(np.arange(n), count)
         in_core = np.repeat(core, count) & (rng.random(img.size) < 0.5)
-        spread = np.where(in_core, 0.05, 0.3)
+        spread = np.where(in_core, 0.05, 0.2)
         deta, dphi = spread * rng.standard_normal(img.size), spread * rng.standard_normal(img.size)
         deta, dphi = deta.clip(-0.5, 0.5), dphi.clip(-0.5, 0.5)
         eta, phi = mu_eta[img] + deta, mu_phi[img] + dphi

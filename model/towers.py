@@ -325,12 +325,26 @@ class TowerModel(nn.Module):
         self.contexts = np.unique(self.muon_context)
         self.visibility = slot_visibility(self.slots, self.muon_eta, self.muon_phi, fixed["image"],
                                           seed=VISIBILITY_SEED)
-        with torch.random.fork_rng(devices=[]):  # each context's mean expected HCal count (its noise share)
+        # the context choice of draw_towers on reference draws: each context's mean expected HCal count m, and the
+        # gain that gives images of a context the data's HCal count (m / share: the calibrated occupancy) whether
+        # the generator separates the contexts into noise modes (gain 1) or mixes them (gain 1 / share)
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(VISIBILITY_SEED)
             with torch.no_grad():
                 pi = torch.sigmoid(generator(torch.randn(COUNT_REFERENCE_DRAWS, generator.spec.noise_dim))[0])
-        self.context_mean = np.array([float(pi[:, torch.from_numpy(self.context_slots(a))].sum(dim=1).mean())
-                                      for a in self.contexts])
+        self.context_prior = np.array([self.muon_weight[self.muon_context == a].sum() for a in self.contexts])
+        self.context_prior /= self.context_prior.sum()
+        counts = np.stack([pi[:, torch.from_numpy(self.context_slots(a))].sum(dim=1).double().numpy()
+                           for a in self.contexts], axis=1)  # (draws, C)
+        self.context_mean = counts.mean(axis=0).clip(min=1e-12)
+        post = self.context_posterior(counts)
+        chosen = (post * counts).sum(axis=0) / post.sum(axis=0).clip(min=1e-300)  # mean count where chosen
+        self.context_gain = (self.context_mean / self.context_prior) / chosen.clip(min=1e-12)
+
+    def context_posterior(self, counts: np.ndarray) -> np.ndarray:
+        """(k, C) chance of each HCal context for draws with these expected counts per context's slots."""
+        post = (counts / self.context_mean * self.context_prior).clip(min=1e-30)
+        return post / post.sum(axis=1, keepdims=True)
 
     def context_slots(self, context: int) -> np.ndarray:
         """(D,) bool: the HCal slots of one context."""
@@ -621,12 +635,9 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
     # the context's mean, times the context's share of the training muons (the generator learns the contexts
     # as modes of its noise: an endcap-like draw fills only endcap slots)
     pi = torch.sigmoid(logits)
-    activity = torch.stack([pi[:, torch.as_tensor(model.context_slots(a), device=dev)].sum(dim=1) / max(m, 1e-12)
-                            for a, m in zip(model.contexts, model.context_mean, strict=True)], dim=1)  # (k, C)
-    prior = torch.as_tensor([model.muon_weight[model.muon_context == a].sum() for a in model.contexts],
-                            dtype=activity.dtype, device=dev)
-    post = (activity * prior).clamp_min(1e-30)
-    cdf = torch.cumsum(post / post.sum(dim=1, keepdim=True), dim=1)
+    counts_by_context = torch.stack([pi[:, torch.as_tensor(model.context_slots(a), device=dev)].sum(dim=1)
+                                     for a in model.contexts], dim=1).double().cpu().numpy()  # (k, C)
+    cdf = torch.as_tensor(np.cumsum(model.context_posterior(counts_by_context), axis=1), device=dev)
     context_idx = torch.searchsorted(cdf, torch.rand(k, 1, generator=rng, device=dev, dtype=cdf.dtype),
                                      right=True).clamp(max=len(model.contexts) - 1)[:, 0].cpu().numpy()
     u_muon = torch.rand(k, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
@@ -637,7 +648,8 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
         pick[rows] = members[np.searchsorted(mcdf / mcdf[-1], u_muon[rows], side="right").clip(max=members.size - 1)]
     # the chance of a tower in the cell: the visibility within the context divided out (capped at 1)
     visibility = torch.as_tensor(model.visibility, dtype=logits.dtype, device=dev).clamp_min(1e-3)
-    p_cell = (pi / visibility).clamp(max=1.0)
+    gain = np.where(model.slots.calo[None, :] == 1, model.context_gain[context_idx][:, None], 1.0)  # (k, D)
+    p_cell = (pi * torch.as_tensor(gain, dtype=pi.dtype, device=dev) / visibility).clamp(max=1.0)
     counts = None
     if fixed["tower_count"] == "multiplicity":
         # candidates in Gumbel top-k order; the first `count` that reach the image are kept (below)
