@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     settings = model_settings(_section(args), args.model_name)
     settings["seed"] = derive_seed(args.seed, "train", args.sample or "", args.model_name)
     cfg = TrainConfig.from_mapping(settings)
-    data = load_training_data(args.input, max_images=args.max_images)
+    data = load_training_data(args.input, max_images=args.max_images, towers=cfg.family == "towers")
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.parent / "checkpoints"
     train_and_save(data, cfg, ckpt_dir, out, args.log_csv or out.with_name("train_log.csv"),

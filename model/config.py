@@ -13,8 +13,9 @@ from .objectives import OBJECTIVES
 #: settings that may change between a checkpoint and its resumption (more epochs, other device)
 NOT_IN_RESUME_KEY = ("epochs", "device", "calibrate_occupancy")
 #: every value of the `family` setting: the paper's decoupled generator (model/decoupled.py) and the
-#: comparison families (model/gan.py, model/vae.py, model/sarm.py), all trained by model/training.py's epoch loop
-FAMILIES = ("decoupled", "gan", "vae", "sarm")
+#: comparison families (model/gan.py, model/vae.py, model/sarm.py, model/towers.py), all trained by
+#: model/training.py's epoch loop
+FAMILIES = ("decoupled", "gan", "vae", "sarm", "towers")
 #: the sarm family's one architecture (a gated PixelCNN); the other families' generators are fc | deconv
 SARM_ARCH = "pixelcnn"
 #: adversarial losses of the gan family: LAGAN's non-saturating GAN loss, or Wasserstein with gradient penalty
@@ -53,6 +54,7 @@ class TrainConfig:
     sarm_layers: int = 5  # sarm: gated masked-convolution layers
     sarm_kernel: int = 3  # sarm: odd width of the masked convolutions
     sarm_components: int = 3  # sarm: Gaussians of the truncated log-ET mixture of non-zero values
+    tower_count: str = "bernoulli"  # towers: bernoulli (each cell on its own) | multiplicity (count, then place)
 
     def check(self) -> None:
         """Raise ModelError naming the bad setting."""
@@ -69,6 +71,9 @@ class TrainConfig:
         for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output", "gan_minibatch_average"):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
+        if self.tower_count not in ("bernoulli", "multiplicity"):
+            raise ModelError(
+                f"training setting 'tower_count' must be bernoulli or multiplicity, got {self.tower_count!r}")
         if not self.kl_weight > 0:
             raise ModelError(f"training setting 'kl_weight' must be > 0, got {self.kl_weight}")
         if (self.family == "sarm") != (self.arch == SARM_ARCH):
@@ -85,7 +90,7 @@ class TrainConfig:
         if not isinstance(self.calibrate_occupancy, bool):
             raise ModelError("training setting 'calibrate_occupancy' must be true or false, "
                              f"got {self.calibrate_occupancy!r}")
-        if self.calibrate_occupancy and (self.family not in ("decoupled", "gan") or self.conditional):
+        if self.calibrate_occupancy and (self.family not in ("decoupled", "gan", "towers") or self.conditional):
             raise ModelError("training setting 'calibrate_occupancy' is implemented for unconditional decoupled "
                              f"and gan models only (this one: family '{self.family}', conditional "
                              f"{self.conditional}); set it to false")

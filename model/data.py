@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from common.provenance import file_digest
 from imaging.h5schema import ImageFileError, read_image_file
+from imaging.towers import TowerSet
 
 from .errors import ModelError
 
@@ -30,6 +32,11 @@ class TrainingData:
     digest: str  # sha256 of the file (or of the arrays) the data came from
     mean_muon_pt_gev: float  # weighted mean muon pT (what unconditional samples stand for)
     muon_pt_gev: torch.Tensor | None = None  # (N,) float64 muon pT in GeV (NaN where unknown)
+    # the towers behind the images (tower-level models, model/towers.py): read only when asked for
+    towers: TowerSet | None = None
+    muon_eta: np.ndarray | None = None  # (N,) muon eta (the calorimeter grid around it)
+    muon_phi: np.ndarray | None = None  # (N,) muon phi in rad
+    image_attrs: dict[str, Any] | None = None  # the file's attributes (imaging_config: tower_shape, quantity)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -173,14 +180,19 @@ def training_data_from_arrays(
     )
 
 
-def load_training_data(path: str | Path, max_images: int | None = None) -> TrainingData:
-    """Read and validate an images.h5 file; the digest is the file's sha256."""
+def load_training_data(path: str | Path, max_images: int | None = None, *, towers: bool = False) -> TrainingData:
+    """Read and validate an images.h5 file; the digest is the file's sha256. With towers, also the towers
+    behind the images, the muon positions and the file's attributes (the tower-level family)."""
     path = Path(path)
     try:
-        data = read_image_file(path, max_images=max_images)
+        data = read_image_file(path, max_images=max_images, towers=towers)
     except ImageFileError as exc:
         raise ModelError(str(exc)) from None
-    return training_data_from_arrays(
+    result = training_data_from_arrays(
         data.images, data.weight, data.muon_pt, sample=data.sample or path.parent.name,
         radius=data.radius, digest=file_digest(path), where=str(path),
     )
+    if towers:
+        result.towers, result.muon_eta, result.muon_phi = data.towers, data.muon_eta, data.muon_phi
+        result.image_attrs = dict(data.attrs)
+    return result

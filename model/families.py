@@ -1,4 +1,5 @@
-"""Model families in one harness: `decoupled` (the paper's), `gan`, `vae` and `sarm` (comparisons).
+"""Model families in one harness: `decoupled` (the paper's), `gan`, `vae` and `sarm` (comparisons), `towers`
+(the calorimeter towers of an image, rendered by imaging; model/towers.py).
 
 Every family trains on the same TrainingData with model/training.py's seeded, resumable epoch
 loop, writes the same model.pt layout (model/checkpoint.py) and samples through the same path
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import decoupled, gan, sarm, vae
+from . import decoupled, gan, sarm, towers, vae
 from .checkpoint import read_model_file, training_data_record, write_log_csv, write_model_file
 from .config import TrainConfig
 from .data import TrainingData
@@ -28,7 +29,7 @@ from .errors import ModelError
 from .training import TrainResult
 
 #: the family modules by the value of the `family` setting (config.FAMILIES)
-FAMILIES: dict[str, ModuleType] = {"decoupled": decoupled, "gan": gan, "vae": vae, "sarm": sarm}
+FAMILIES: dict[str, ModuleType] = {"decoupled": decoupled, "gan": gan, "vae": vae, "sarm": sarm, "towers": towers}
 
 
 def family_module(name: str) -> ModuleType:

@@ -1,0 +1,730 @@
+"""Tower-level generators: the set of calorimeter towers of an image, drawn by imaging's own rendering.
+
+A real image is the rendering (imaging.towers.render_towers) of the Delphes towers around the
+muon. This family generates the towers themselves - which ECal and HCal cells around the muon
+hold a tower, its ET, and where in its cell Delphes put it - and renders them with the same
+function, so an HCal tower spread over its cell paints its ~12 equal pixels as in the data.
+
+Cells. The calorimeter grids are fixed in absolute (eta, phi); the training file's towers (cell
+edges relative to the muon, plus the muon's eta and phi) give each calorimeter's eta rows and
+the number of phi cells of each row (`CaloGrid`, measured from the data; the card's EtaPhiBins).
+A cell is addressed relative to the muon's own cell: (calorimeter, eta-row offset di, phi-cell
+offset dj in that row's segmentation) - a "slot". The slots hit in the training data form a
+fixed list of D slots (ECal first, then HCal): each training image becomes a (D,) vector of tower
+ET, like an image of pixels.
+
+Model. The paper's decoupled generator run over slots instead of pixels: noise -> per-slot
+(logit pi, eta) by a 4-layer MLP started at the data's independent-slot marginals, trained with
+the K-sample bound (OBJECTIVE.md, model/objectives.py) on model/training.py's epoch loop. Tower
+ET is x0_c + exp(N(eta, s_i)) with a trained per-slot width and the threshold x0_c of its
+calorimeter (model/likelihoods.py's threshold log-normal, one per calorimeter); sampling truncates
+it to the [smallest, largest] tower ET of that calorimeter in the data, so no tower falls below the
+card's threshold or beyond the data's range. `calibrate_occupancy` shifts each slot's logit after
+training so its mean occupancy is the data's (model/decoupled.py's calibration).
+
+How many towers (`tower_count`):
+- `bernoulli`: each slot independently, z ~ Bern(pi) (the decoupled model over cells);
+- `multiplicity`: count-then-place. The numbers of ECal and HCal towers follow the data's
+  multiplicity distribution exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
+  count sum(pi) is mapped through its quantile among many draws (stored at training) to the same
+  quantile of the data's count distribution (CaloClouds-style occupancy calibration on the
+  cells), so busier draws get more towers; then that many slots are placed by Gumbel top-k on
+  the logits (sampling without replacement, close to independent Bernoullis conditioned on the
+  count).
+
+Geometry at sampling: each image gets a muon (eta, phi) drawn from the training images
+(weighted), which fixes the grid around it; a slot becomes the cell at that offset, and the
+tower's (eta, phi) a uniform point inside it (Delphes' SmearTowerCenter). As in the data, only
+towers that put ET into the image are kept (imaging.towers.contributing_towers): an edge cell is
+visible for some muons only, so a slot's occupancy in the data is (chance of a tower) x (its
+visibility, measured by Monte Carlo over the training muons) and `bernoulli` sampling draws with
+the visibility divided out. Generated images are `render_towers` of the generated TowerSet with
+the training file's tower_shape and quantity.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from common.seeds import derive_seed
+from imaging.towers import TowerSet, contributing_towers, render_towers
+
+from .config import TrainConfig
+from .data import TrainingData, training_data_from_arrays
+from .decoupled import calibrate_occupancy
+from .device import resolve_device
+from .errors import ModelError
+from .generators import OUTPUT_INIT_GAIN
+from .likelihoods import LogNormalThreshold, LogNormalThresholdLearnedSigma, zero_skew_offset
+from .objectives import bound_objective, get_objective, log_likelihood_matrix, paper_objective, weighted_loss
+from .training import TIMING_COLUMNS, Batch, TrainResult, run_epochs
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "sparse-muon-towers-model/1"
+LOG_COLUMNS = ("epoch", "loss", "paper_ll", "bound_ll", "mean_pi", "data_occupancy", *TIMING_COLUMNS)
+CALOS = ("ecal", "hcal")
+#: values of the `tower_count` setting (module docstring)
+TOWER_COUNTS = ("bernoulli", "multiplicity")
+#: noise draws whose expected tower counts define the quantiles of the multiplicity coupling
+COUNT_REFERENCE_DRAWS = 4096
+#: noise draws of the occupancy calibration (~3x the decoupled model's slots per draw: fewer draws, same cost)
+CALIBRATION_DRAWS = 4096
+#: training muons over which a slot's visibility is averaged (slot_visibility)
+VISIBILITY_MUONS = 1000
+#: seed of the visibility Monte Carlo and of the context reference draws (fixed: derived at every rebuild)
+VISIBILITY_SEED = 20191214
+#: count-then-place: candidate slots per wanted tower (+ a few), in Gumbel order, of which the first reaching
+#: the image are kept (candidates off the disc or the grid are skipped)
+CANDIDATES_PER_TOWER = 2
+CANDIDATES_EXTRA = 8
+#: cell edges (rad) closer than this are the same edge (float32 edges relative to a float32 muon)
+EDGE_TOLERANCE = 2e-4
+TWO_PI = 2.0 * math.pi
+
+
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """phi in rad wrapped into [-pi, pi) (float64)."""
+    phi = np.asarray(phi, dtype=np.float64)
+    return phi - TWO_PI * np.floor((phi + math.pi) / TWO_PI)
+
+
+# ---------------------------------------------------------------- the calorimeter grids and slots
+
+
+@dataclass
+class CaloGrid:
+    """One calorimeter's cells in absolute coordinates: eta rows and the phi segmentation of each."""
+
+    eta_edges: np.ndarray  # (R + 1,) float64, increasing
+    nphi: np.ndarray  # (R,) int64, phi cells of each row, from -pi
+
+    def row_of(self, eta: np.ndarray) -> np.ndarray:
+        """(n,) eta row index of absolute eta (may be -1 or R outside the grid)."""
+        return np.searchsorted(self.eta_edges, np.asarray(eta, dtype=np.float64), side="right") - 1
+
+    def phi_cell(self, phi: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """(n,) phi cell index of absolute phi in `row`'s segmentation."""
+        n = self.nphi[row]
+        return np.floor((wrap_phi(phi) + math.pi) / (TWO_PI / n)).astype(np.int64) % n
+
+    def context(self, eta: np.ndarray) -> np.ndarray:
+        """(n,) the segmentation around absolute eta: 16 x (phi cells of its row) + round(2 log2(row height /
+        the smallest row height)). Muons of one context see the same cells at the same offsets."""
+        row = self.row_of(eta).clip(0, self.nphi.size - 1)
+        heights = np.diff(self.eta_edges)
+        bucket = np.rint(2 * np.log2(heights[row] / heights.min())).astype(np.int64)
+        return 16 * self.nphi[row] + bucket
+
+    def to_dict(self) -> dict[str, list]:
+        return {"eta_edges": self.eta_edges.tolist(), "nphi": self.nphi.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list]) -> CaloGrid:
+        return cls(np.asarray(d["eta_edges"], dtype=np.float64), np.asarray(d["nphi"], dtype=np.int64))
+
+
+def measure_grid(eta_lo: np.ndarray, eta_hi: np.ndarray, phi_width: np.ndarray, where: str) -> CaloGrid:
+    """The eta rows (and phi cells per row) of one calorimeter from its towers' absolute cell edges.
+
+    Rows no tower hit inside the covered range are filled with rows of the neighbour's width
+    (the grid is continuous in the cards); overlapping rows are an error.
+    """
+    if eta_lo.size == 0:
+        raise ModelError(f"{where}: no tower of this calorimeter in the training data; cannot measure its cells")
+    key = np.round(eta_lo / EDGE_TOLERANCE).astype(np.int64)
+    _, inverse = np.unique(key, return_inverse=True)
+    counts = np.bincount(inverse)
+    lo = np.bincount(inverse, weights=eta_lo) / counts  # (rows hit,) increasing
+    hi = np.bincount(inverse, weights=eta_hi) / counts
+    nphi = np.rint(TWO_PI * counts / np.bincount(inverse, weights=phi_width)).astype(np.int64)
+    edges, rows_nphi = [float(lo[0])], []
+    for r in range(lo.size):  # one pass over the rows hit (a few hundred), not over towers
+        gap = lo[r] - edges[-1]
+        if gap < -10 * EDGE_TOLERANCE:
+            raise ModelError(f"{where}: calorimeter rows overlap near eta {lo[r]:.4f}; the towers' cell edges are "
+                             "inconsistent (remake the images.h5 with the imaging stage)")
+        if gap > 10 * EDGE_TOLERANCE:  # rows never hit: fill the gap with rows of this row's width
+            n_fill = max(1, int(round(gap / (hi[r] - lo[r]))))
+            start = edges[-1]
+            edges.extend(start + gap * f / n_fill for f in range(1, n_fill))
+            edges.append(float(lo[r]))
+            rows_nphi.extend([int(nphi[r])] * n_fill)
+        edges.append(float(hi[r]))
+        rows_nphi.append(int(nphi[r]))
+    return CaloGrid(np.asarray(edges, dtype=np.float64), np.asarray(rows_nphi, dtype=np.int64))
+
+
+def tower_calorimeter(towers: TowerSet) -> np.ndarray:
+    """(T,) 0 for ECal towers, 1 for HCal towers (the part holding most of the tower's ET)."""
+    return (np.asarray(towers.et_hcal) > np.asarray(towers.et_ecal)).astype(np.int64)
+
+
+def absolute_cells(towers: TowerSet, muon_eta: np.ndarray, muon_phi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every tower's cell in absolute coordinates: (eta_lo, eta_hi, phi_centre, phi_width), float64 (T,)."""
+    img = towers.image_index()
+    e = np.asarray(towers.edges, dtype=np.float64)
+    eta0 = np.asarray(muon_eta, dtype=np.float64)[img]
+    phi_centre = wrap_phi(0.5 * (e[:, 2] + e[:, 3]) + np.asarray(muon_phi, dtype=np.float64)[img])
+    return e[:, 0] + eta0, e[:, 1] + eta0, phi_centre, e[:, 3] - e[:, 2]
+
+
+@dataclass
+class SlotMap:
+    """The grids of both calorimeters and the D slots (calorimeter, context, di, dj) the model generates over.
+
+    The context (CaloGrid.context) is the segmentation around the muon: an HCal slot (di, dj) is a
+    0.087 x 0.087 cell next to a barrel muon but up to 0.22 x 0.17 in the endcap, so each context
+    has its own slots (the ECal has one context); a slot is seen only in images of its context.
+    """
+
+    grids: tuple[CaloGrid, CaloGrid]
+    calo: np.ndarray  # (D,) int64 0 ECal, 1 HCal; ECal slots first
+    ctx: np.ndarray  # (D,) int64 the muon's context in that calorimeter
+    di: np.ndarray  # (D,) int64 eta-row offset from the muon's row
+    dj: np.ndarray  # (D,) int64 phi-cell offset from the muon's cell in that row
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.calo.size)
+
+    def n_of(self, c: int) -> int:
+        return int(np.count_nonzero(self.calo == c))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"grids": [g.to_dict() for g in self.grids], "calo": self.calo.tolist(), "ctx": self.ctx.tolist(),
+                "di": self.di.tolist(), "dj": self.dj.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SlotMap:
+        grids = tuple(CaloGrid.from_dict(g) for g in d["grids"])
+        return cls(grids, *(np.asarray(d[k], dtype=np.int64) for k in ("calo", "ctx", "di", "dj")))  # type: ignore
+
+
+def slot_offsets(grid: CaloGrid, eta_lo: np.ndarray, eta_hi: np.ndarray, phi_centre: np.ndarray,
+                 muon_eta: np.ndarray, muon_phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(di, dj) of cells (absolute edges) relative to the muon's own cell, in the cell's row segmentation."""
+    row = grid.row_of(0.5 * (eta_lo + eta_hi)).clip(0, grid.nphi.size - 1)
+    row_mu = grid.row_of(muon_eta)
+    n = grid.nphi[row]
+    dj = grid.phi_cell(phi_centre, row) - grid.phi_cell(muon_phi, row)
+    dj = (dj + n // 2) % n - n // 2  # shortest way round
+    return row - row_mu, dj
+
+
+def towers_to_slots(towers: TowerSet, muon_eta: np.ndarray, muon_phi: np.ndarray, where: str,
+                    slots: SlotMap | None = None) -> tuple[SlotMap, np.ndarray]:
+    """The slot map (measured here unless given) and the (N, D) float32 tower ET of every image per slot."""
+    calo = tower_calorimeter(towers)
+    eta_lo, eta_hi, phi_c, phi_w = absolute_cells(towers, muon_eta, muon_phi)
+    img = towers.image_index()
+    mu_eta = np.asarray(muon_eta, dtype=np.float64)
+    mu_phi = np.asarray(muon_phi, dtype=np.float64)
+    if not (np.isfinite(mu_eta).all() and np.isfinite(mu_phi).all()):
+        raise ModelError(f"{where}: some images have no finite /muon/eta or /muon/phi; the towers family needs the "
+                         "muon position of every training image (real images made by the imaging stage)")
+    if slots is None:
+        grids = tuple(measure_grid(eta_lo[calo == c], eta_hi[calo == c], phi_w[calo == c], f"{where} ({CALOS[c]})")
+                      for c in range(2))
+    else:
+        grids = slots.grids
+    ctx, di, dj = (np.zeros(calo.size, np.int64) for _ in range(3))
+    for c in range(2):
+        sel = calo == c
+        di[sel], dj[sel] = slot_offsets(grids[c], eta_lo[sel], eta_hi[sel], phi_c[sel], mu_eta[img[sel]],
+                                        mu_phi[img[sel]])
+        ctx[sel] = grids[c].context(mu_eta[img[sel]])
+    key = np.stack([calo, ctx, di, dj], axis=1)
+    if slots is None:
+        uniq = np.unique(key, axis=0)  # sorted by calorimeter first: ECal slots, then HCal
+        slots = SlotMap(grids, *(uniq[:, i].copy() for i in range(4)))  # type: ignore[arg-type]
+    table = {tuple(int(v) for v in k): s for s, k in enumerate(zip(slots.calo, slots.ctx, slots.di, slots.dj,
+                                                                    strict=True))}
+    uniq, inverse = np.unique(key, axis=0, return_inverse=True)  # map the few distinct keys through the table
+    slot_of = np.array([table.get(tuple(int(v) for v in k), -1) for k in uniq], dtype=np.int64)[inverse.ravel()]
+    known = slot_of >= 0
+    n_img = len(towers.offsets) - 1
+    x = np.zeros((n_img, slots.n_slots), dtype=np.float64)
+    et = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
+    np.add.at(x, (img[known], slot_of[known]), et[known])  # a cell holds one tower; add.at is exact either way
+    return slots, x.astype(np.float32)
+
+
+# ---------------------------------------------------------------- the generator over slots
+
+
+@dataclass(frozen=True)
+class SlotGeneratorSpec:
+    """Everything needed to rebuild a slot generator (recorded in model.pt)."""
+
+    n_slots: int
+    noise_dim: int
+    width: int
+    conditional: bool = False  # always False: read by the shared occupancy calibration
+
+
+class SlotGenerator(nn.Module):
+    """noise (K, noise_dim) -> logit(pi) (K, D) and eta (K, D) per slot; 4 dense layers plus per-slot offsets.
+
+    eta = eta_center_i + eta_scale_i * (raw + eta_offset_i) with per-slot buffers (each slot in its
+    calorimeter's log-ET units); logit = raw + logit_offset_i. Starts at the independent-slot model.
+    """
+
+    def __init__(self, spec: SlotGeneratorSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        d, w = spec.n_slots, spec.width
+        self.net = nn.Sequential(nn.Linear(spec.noise_dim, w), nn.LeakyReLU(0.2), nn.Linear(w, w), nn.LeakyReLU(0.2),
+                                 nn.Linear(w, w), nn.LeakyReLU(0.2), nn.Linear(w, 2 * d))
+        with torch.no_grad():  # different noise must give clearly different (pi, eta): generators.OUTPUT_INIT_GAIN
+            self.net[-1].weight.mul_(OUTPUT_INIT_GAIN)
+            self.net[-1].bias.zero_()
+        self.logit_offset = nn.Parameter(torch.zeros(d))
+        self.eta_offset = nn.Parameter(torch.zeros(d))
+        self.register_buffer("eta_center", torch.zeros(d))
+        self.register_buffer("eta_scale", torch.ones(d))
+
+    def init_from_marginals(self, occupancy: torch.Tensor, eta_mean: torch.Tensor, eta_center: torch.Tensor,
+                            eta_scale: torch.Tensor) -> None:
+        """Start at the independent-slot model: logit(occupancy), the mean log-ET excess per slot."""
+        occ = occupancy.to(torch.float64).clamp(1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            self.logit_offset.copy_(torch.log(occ / (1 - occ)).float())
+            self.eta_center.copy_(eta_center.float())
+            self.eta_scale.copy_(eta_scale.float())
+            self.eta_offset.copy_(((eta_mean - eta_center) / eta_scale).float())
+
+    def forward(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.net(noise).view(noise.shape[0], 2, self.spec.n_slots)  # (K, 2, D)
+        logits = raw[:, 0] + self.logit_offset
+        eta = self.eta_center + self.eta_scale * (raw[:, 1] + self.eta_offset)
+        return logits, eta
+
+
+class TowerModel(nn.Module):
+    """A trained tower generator: the slot generator, one ET likelihood per calorimeter, and its fixed facts."""
+
+    def __init__(self, generator: SlotGenerator, likelihoods: nn.ModuleList, fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.generator, self.likelihoods = generator, likelihoods
+        self.fixed = fixed
+        self.slots = SlotMap.from_dict(fixed["slots"])
+        muons = fixed["muons"]
+        self.muon_eta, self.muon_phi = (np.asarray(muons[k], dtype=np.float64) for k in ("eta", "phi"))
+        self.muon_weight = np.asarray(muons["weight"], dtype=np.float64)
+        self.muon_context = self.slots.grids[1].context(self.muon_eta)  # (N,) HCal context of each muon
+        self.contexts = np.unique(self.muon_context)
+        self.visibility = slot_visibility(self.slots, self.muon_eta, self.muon_phi, fixed["image"],
+                                          seed=VISIBILITY_SEED)
+        # the context choice of draw_towers on reference draws: each context's mean expected HCal count m, and the
+        # gain that gives images of a context the data's HCal count (m / share: the calibrated occupancy) whether
+        # the generator separates the contexts into noise modes (gain 1) or mixes them (gain 1 / share)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(VISIBILITY_SEED)
+            with torch.no_grad():
+                pi = torch.sigmoid(generator(torch.randn(COUNT_REFERENCE_DRAWS, generator.spec.noise_dim))[0])
+        self.context_prior = np.array([self.muon_weight[self.muon_context == a].sum() for a in self.contexts])
+        self.context_prior /= self.context_prior.sum()
+        counts = np.stack([pi[:, torch.from_numpy(self.context_slots(a))].sum(dim=1).double().numpy()
+                           for a in self.contexts], axis=1)  # (draws, C)
+        self.context_mean = counts.mean(axis=0).clip(min=1e-12)
+        post = self.context_posterior(counts)
+        chosen = (post * counts).sum(axis=0) / post.sum(axis=0).clip(min=1e-300)  # mean count where chosen
+        self.context_gain = (self.context_mean / self.context_prior) / chosen.clip(min=1e-12)
+
+    def context_posterior(self, counts: np.ndarray) -> np.ndarray:
+        """(k, C) chance of each HCal context for draws with these expected counts per context's slots."""
+        post = (counts / self.context_mean * self.context_prior).clip(min=1e-30)
+        return post / post.sum(axis=1, keepdims=True)
+
+    def context_slots(self, context: int) -> np.ndarray:
+        """(D,) bool: the HCal slots of one context."""
+        return (self.slots.calo == 1) & (self.slots.ctx == context)
+
+
+# ---------------------------------------------------------------- training
+
+
+def image_settings(data: TrainingData) -> dict[str, Any]:
+    """tower_shape, quantity, npix and radius of the training images (how generated towers are rendered)."""
+    attrs = data.image_attrs or {}
+    cfg = attrs.get("imaging_config", {})
+    if isinstance(cfg, str):
+        cfg = json.loads(cfg)
+    shape = attrs.get("tower_shape", cfg.get("tower_shape"))
+    if shape is None:
+        raise ModelError(f"training images of sample '{data.sample}': the file names no tower_shape (attribute "
+                         "tower_shape or imaging_config); remake it with the imaging stage")
+    return {"tower_shape": str(shape), "quantity": str(attrs.get("quantity", cfg.get("quantity", "et"))),
+            "npix": int(data.npix), "radius": float(data.radius)}
+
+
+def slot_data(data: TrainingData) -> tuple[SlotMap, TrainingData]:
+    """The slot map and the training images as (N, D) slot vectors (same weights, digest and pT)."""
+    where = f"training images of sample '{data.sample}'"
+    if data.towers is None:
+        raise ModelError(f"{where}: the file has no /towers; the towers family trains on the towers behind the "
+                         "images (images.h5 schema 2, written by the imaging stage): remake the images")
+    slots, x = towers_to_slots(data.towers, data.muon_eta, data.muon_phi, where)
+    cells = TrainingData(x=torch.from_numpy(x), weight=data.weight, npix=data.npix, radius=data.radius,
+                         sample=data.sample, digest=data.digest, mean_muon_pt_gev=data.mean_muon_pt_gev,
+                         muon_pt_gev=data.muon_pt_gev)
+    return slots, cells
+
+
+def tower_training_data(towers: TowerSet, muon_eta: np.ndarray, muon_phi: np.ndarray, muon_pt: np.ndarray,
+                        weight: np.ndarray, *, tower_shape: str = "point", quantity: str = "et", npix: int = 32,
+                        radius: float = 0.4, sample: str = "synthetic") -> TrainingData:
+    """TrainingData of in-memory towers: their images (render_towers) plus the towers (used by tests too)."""
+    images = render_towers(towers, tower_shape=tower_shape, npix=npix, radius=radius, quantity=quantity)
+    data = training_data_from_arrays(images, weight, muon_pt, sample=sample, radius=radius)
+    data.towers, data.muon_eta, data.muon_phi = towers, np.asarray(muon_eta), np.asarray(muon_phi)
+    data.image_attrs = {"tower_shape": tower_shape, "quantity": quantity}
+    return data
+
+
+def calo_likelihood(cells: TrainingData, sel: torch.Tensor, calo: str) -> tuple[LogNormalThresholdLearnedSigma,
+                                                                               dict[str, float]]:
+    """The threshold log-normal of one calorimeter's slots, and the range of its tower ET in the data (GeV)."""
+    x = cells.x[:, sel]
+    nz = x != 0
+    values = x[nz].to(torch.float64)
+    weight = cells.weight[:, None].expand_as(x)[nz].to(torch.float64)
+    if values.numel() < 3:
+        raise ModelError(f"training images of sample '{cells.sample}': {values.numel()} {calo} towers; the towers "
+                         "family needs at least 3 per calorimeter")
+    x0 = zero_skew_offset(values, weight)
+    u = (values - x0).log()
+    mean = float((weight * u).sum() / weight.sum())
+    s = float(torch.sqrt((weight * (u - mean) ** 2).sum() / weight.sum()))
+    n = int(sel.sum())
+    lik = LogNormalThresholdLearnedSigma(n, LogNormalThreshold(s, x0).sigma_log * 0.05, x0, s)
+    return lik, {"offset_gev": x0, "min_et_gev": float(values.min()), "max_et_gev": float(values.max()),
+                 "sigma_log": s, "mean_log": mean}
+
+
+def slot_log_mean(cells: TrainingData, offset_gev: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """(D,) weighted mean of log((ET - x0) / GeV) of each slot's towers (`fallback` where never hit)."""
+    x = cells.x.to(torch.float64)
+    nz = x != 0
+    u = torch.where(nz, x - offset_gev, torch.ones_like(x)).log()
+    w = cells.weight.to(torch.float64)
+    num, den = w @ u, w @ nz.to(torch.float64)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), fallback)
+
+
+def count_distribution(cells: TrainingData, sel: torch.Tensor) -> list[float]:
+    """Weighted probability of 0, 1, 2, ... towers in the given slots per image (the data's multiplicity)."""
+    counts = (cells.x[:, sel] != 0).sum(dim=1)
+    pmf = torch.bincount(counts, weights=cells.weight.to(torch.float64), minlength=int(counts.max()) + 1)
+    return (pmf / pmf.sum()).tolist()
+
+
+@torch.no_grad()
+def expected_count_quantiles(generator: SlotGenerator, calo: np.ndarray, *, seed: int, device: torch.device,
+                             draws: int = COUNT_REFERENCE_DRAWS) -> list[list[float]]:
+    """Per calorimeter, the sorted expected tower counts sum(pi) of `draws` noise vectors (the coupling's reference)."""
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    sums = []
+    for start in range(0, draws, 4096):
+        k = min(4096, draws - start)
+        pi = torch.sigmoid(generator(torch.randn(k, generator.spec.noise_dim, generator=rng, device=device))[0])
+        sums.append(torch.stack([pi[:, torch.as_tensor(calo == c, device=device)].sum(dim=1) for c in range(2)], 1))
+    ref = torch.cat(sums).sort(dim=0).values.cpu().to(torch.float64)  # (draws, 2)
+    return [ref[:, c].tolist() for c in range(2)]
+
+
+def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | None, *,
+          progress: bool = True) -> TrainResult:
+    """Train the slot generator (and the per-slot ET widths) on the towers of `data`."""
+    if cfg.tower_count not in TOWER_COUNTS:
+        raise ModelError(f"training setting 'tower_count' must be one of {list(TOWER_COUNTS)}, got {cfg.tower_count!r}")
+    device = resolve_device(cfg.device)
+    slots, cells = slot_data(data)
+    calo_t = torch.from_numpy(slots.calo)
+    sels = [calo_t == c for c in range(2)]
+    likes, ranges = zip(*(calo_likelihood(cells, sels[c], CALOS[c]) for c in range(2)), strict=True)
+    likelihoods = nn.ModuleList(likes)
+    occupancy = cells.occupancy()
+    per_slot = [torch.full((int(sels[c].sum()),), 1.0, dtype=torch.float64) for c in range(2)]
+    offset = torch.cat([per_slot[c] * ranges[c]["offset_gev"] for c in range(2)])  # (D,) GeV
+    centre = torch.cat([per_slot[c] * ranges[c]["mean_log"] for c in range(2)])  # calorimeter's mean log excess
+    scale = torch.cat([per_slot[c] * ranges[c]["sigma_log"] for c in range(2)])
+    eta_mean = slot_log_mean(cells, offset, centre)
+    spec = SlotGeneratorSpec(n_slots=slots.n_slots, noise_dim=cfg.noise_dim, width=cfg.width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        generator = SlotGenerator(spec)
+    generator.init_from_marginals(occupancy, eta_mean, centre, scale)
+    generator.to(device)
+    likelihoods.to(device)
+    n_e = slots.n_of(0)
+    optimizer = torch.optim.Adam([*generator.parameters(), *likelihoods.parameters()], lr=cfg.lr)
+    objective = get_objective(cfg.objective)
+    log.info("towers: %d ECal + %d HCal slots, %d training images, tower_count %s, K=%d", n_e, slots.n_of(1),
+             len(cells), cfg.tower_count, cfg.K)
+
+    def step(batch: Batch) -> dict[str, torch.Tensor]:
+        x, w = batch.x, batch.weight
+        noise = torch.randn(cfg.K, cfg.noise_dim, generator=batch.rng, device=device)
+        logits, eta = generator(noise)  # (K, D)
+        ll = (log_likelihood_matrix(x[:, :n_e], logits[:, :n_e], eta[:, :n_e], likelihoods[0])
+              + log_likelihood_matrix(x[:, n_e:], logits[:, n_e:], eta[:, n_e:], likelihoods[1]))  # (B, K)
+        loss = weighted_loss(objective(ll), w)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            lld = ll.detach()
+            return {"loss": loss.detach(), "paper_ll": (w * paper_objective(lld)).mean(),
+                    "bound_ll": (w * bound_objective(lld)).mean(), "mean_pi": torch.sigmoid(logits.detach()).mean()}
+
+    modules = {"generator": generator, "likelihoods": likelihoods}
+    rows, start = run_epochs(
+        cells, cfg, checkpoint_dir, device=device, modules=modules, optimizers={"model": optimizer}, step=step,
+        columns=LOG_COLUMNS, static={"data_occupancy": float(occupancy.mean())}, progress=progress,
+    )
+    w = data.weight.to(torch.float64)
+    fixed: dict[str, Any] = {
+        "generator_spec": dict(vars(spec)), "slots": slots.to_dict(), "image": image_settings(data),
+        "et_range": list(ranges), "tower_count": cfg.tower_count,
+        "likelihoods": [{"name": lik.name, **lik.extra_state_dict()} for lik in likelihoods],
+        # the muons whose grids generated images are drawn on (weighted like the training images)
+        "muons": {"eta": np.asarray(data.muon_eta, dtype=np.float64).tolist(),
+                  "phi": np.asarray(data.muon_phi, dtype=np.float64).tolist(), "weight": w.tolist()},
+        "count_pmf": [count_distribution(cells, sels[c]) for c in range(2)],
+    }
+    if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
+        fixed["occupancy_calibration"] = calibrate_occupancy(
+            generator, occupancy, seed=derive_seed(cfg.seed, "occupancy_calibration"), device=device,
+            draws=CALIBRATION_DRAWS)
+    fixed["count_reference"] = expected_count_quantiles(generator, slots.calo, seed=derive_seed(cfg.seed, "counts"),
+                                                        device=device)
+    return TrainResult(modules, cfg, fixed, rows, str(device), start,
+                       {"n_slots": slots.n_slots, "n_towers": int(len(data.towers.deta))})
+
+
+def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> TowerModel:
+    """The trained tower model from a model.pt record."""
+    fixed = record["fixed"]
+    generator = SlotGenerator(SlotGeneratorSpec(**fixed["generator_spec"]))
+    generator.load_state_dict(record["modules"]["generator"])
+    likelihoods = nn.ModuleList()
+    for settings in fixed["likelihoods"]:
+        s = dict(settings)
+        if s.pop("name") != LogNormalThresholdLearnedSigma.name:
+            raise ModelError(f"tower ET likelihood {settings['name']!r} is not known to this version; retrain")
+        likelihoods.append(LogNormalThresholdLearnedSigma(s["n_pixels"], s["sigma_floor_log"], s["offset_gev"]))
+    likelihoods.load_state_dict(record["modules"]["likelihoods"])
+    return TowerModel(generator, likelihoods, fixed).to(device).eval()
+
+
+def conditional(model: TowerModel) -> bool:
+    """The towers family is unconditional."""
+    return False
+
+
+def sample_attrs(record: dict[str, Any]) -> dict[str, Any]:
+    """Attributes of a generated file that describe this family's model."""
+    fixed = record["fixed"]
+    return {"objective": record["config"]["objective"], "likelihood": "lognormal_threshold_learned_sigma (truncated)",
+            "tower_count": fixed["tower_count"], "tower_shape": fixed["image"]["tower_shape"]}
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def truncated_tower_et(lik: LogNormalThresholdLearnedSigma, eta: torch.Tensor, lo_gev: float, hi_gev: float,
+                       rng: torch.Generator) -> torch.Tensor:
+    """(K, D) x0 + exp(N(eta, s_i)) truncated to [lo_gev, hi_gev] by inverse-CDF sampling (no tail beyond the data)."""
+    s = lik.sigma().to(eta.dtype)
+    x0 = lik.offset_gev
+    a = torch.special.ndtr((math.log(max(lo_gev - x0, 1e-12)) - eta) / s)
+    b = torch.special.ndtr((math.log(hi_gev - x0) - eta) / s)
+    u = a + (b - a) * torch.rand(eta.shape, generator=rng, device=eta.device)
+    u = u.clamp(torch.finfo(eta.dtype).tiny, 1 - torch.finfo(eta.dtype).eps)
+    return (x0 + torch.exp(eta + s * torch.special.ndtri(u))).clamp(lo_gev, hi_gev)
+
+
+def coupled_counts(pi: torch.Tensor, reference: list[float], pmf: list[float]) -> torch.Tensor:
+    """(K,) tower counts: each draw's expected count sum(pi) at its quantile among the reference draws, mapped
+    to the same quantile of the data's count distribution `pmf` (so the counts follow the data exactly)."""
+    ref = torch.as_tensor(reference, dtype=torch.float64, device=pi.device)
+    m = pi.sum(dim=1).to(torch.float64)
+    q = (torch.searchsorted(ref, m, right=False).to(torch.float64) + 0.5) / (ref.numel() + 1)
+    cdf = torch.cumsum(torch.as_tensor(pmf, dtype=torch.float64, device=pi.device), 0)
+    return torch.searchsorted(cdf / cdf[-1], q.clamp(0, 1 - 1e-12), right=True).clamp(max=pi.shape[1])
+
+
+def slot_towers(slots: SlotMap, img: np.ndarray, slot: np.ndarray, et: np.ndarray, mu_eta: np.ndarray,
+                mu_phi: np.ndarray, u_eta: np.ndarray, u_phi: np.ndarray, n_images: int) -> tuple[TowerSet, np.ndarray]:
+    """Towers at (image img, slot) pairs around each image's muon (mu_eta, mu_phi per image), their (eta, phi) at
+    fraction (u_eta, u_phi) of their cell; returns the TowerSet (pairs off the grid dropped; pairs must be
+    grouped by image) and the index of each kept pair."""
+    eta0, phi0 = mu_eta[img], mu_phi[img]
+    calo = slots.calo[slot]
+    deta_lo, deta_hi, dphi_lo, dphi_hi = (np.zeros(img.size) for _ in range(4))
+    on_grid = np.zeros(img.size, dtype=bool)
+    for c in range(2):
+        sel = np.flatnonzero(calo == c)
+        grid = slots.grids[c]
+        row = grid.row_of(eta0[sel]) + slots.di[slot[sel]]
+        on_grid[sel] = (row >= 0) & (row < grid.nphi.size) & (grid.context(eta0[sel]) == slots.ctx[slot[sel]])
+        row = row.clip(0, grid.nphi.size - 1)
+        n = grid.nphi[row]
+        width = TWO_PI / n
+        cell = (grid.phi_cell(phi0[sel], row) + slots.dj[slot[sel]]) % n
+        centre = wrap_phi(-math.pi + (cell + 0.5) * width - phi0[sel])
+        deta_lo[sel], deta_hi[sel] = grid.eta_edges[row] - eta0[sel], grid.eta_edges[row + 1] - eta0[sel]
+        dphi_lo[sel], dphi_hi[sel] = centre - 0.5 * width, centre + 0.5 * width
+    keep = np.flatnonzero(on_grid & (et > 0))
+    img, calo, et, u_eta, u_phi = img[keep], calo[keep], et[keep], u_eta[keep], u_phi[keep]
+    deta_lo, deta_hi, dphi_lo, dphi_hi = deta_lo[keep], deta_hi[keep], dphi_lo[keep], dphi_hi[keep]
+    f32 = np.float32
+    towers = TowerSet(
+        offsets=np.r_[0, np.cumsum(np.bincount(img, minlength=n_images))].astype(np.int64),
+        deta=(deta_lo + u_eta * (deta_hi - deta_lo)).astype(f32),
+        dphi=wrap_phi(dphi_lo + u_phi * (dphi_hi - dphi_lo)).astype(f32),
+        et_ecal=np.where(calo == 0, et, 0.0).astype(f32), et_hcal=np.where(calo == 1, et, 0.0).astype(f32),
+        edges=np.stack([deta_lo, deta_hi, dphi_lo, dphi_hi], axis=1).astype(f32),
+    )
+    return towers, keep
+
+
+def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, image: dict[str, Any], *, seed: int,
+                    max_muons: int = VISIBILITY_MUONS) -> np.ndarray:
+    """(D,) chance that a tower in the slot reaches the image, over the training muons of its context (Monte Carlo).
+
+    A real image holds only the towers that put ET into it (imaging.towers.contributing_towers): a
+    cell at the edge of the disc, or beyond the grid for this muon's eta, is seen for some muons
+    only. Given the context, the generator's slot occupancy is (chance of a tower) x (this
+    visibility); sampling divides it out again and keeps only the contributing towers, so edge
+    slots are not under-filled.
+    """
+    rng = np.random.default_rng(seed)
+    take = rng.choice(mu_eta.size, size=min(max_muons, mu_eta.size), replace=False)
+    n, d = take.size, slots.n_slots
+    img, slot = np.repeat(np.arange(n), d), np.tile(np.arange(d), n)
+    towers, kept = slot_towers(slots, img, slot, np.ones(img.size), mu_eta[take], mu_phi[take],
+                               rng.random(img.size), rng.random(img.size), n)
+    seen = np.zeros(img.size)
+    seen[kept] = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"],
+                                     radius=image["radius"])
+    # averaged over the muons of the slot's own context (a slot is off the grid for the others)
+    same = np.stack([slots.grids[c].context(mu_eta[take]) for c in range(2)], axis=1)[:, slots.calo] == slots.ctx
+    return seen.reshape(n, d).sum(axis=0) / np.maximum(same.sum(axis=0), 1)
+
+
+def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) -> TowerSet:
+    """The towers of len(noise) images: slots, ET, their cells around a drawn muon, a point in each; only the
+    towers that reach the image (contributing_towers), as in the data."""
+    fixed, slots, image = model.fixed, model.slots, model.fixed["image"]
+    logits, eta = model.generator(noise)  # (k, D)
+    k, n_e, dev = noise.shape[0], slots.n_of(0), noise.device
+    calos = (slice(0, n_e), slice(n_e, None))
+    # the HCal context of each image: the noise draw's expected HCal count in each context's slots, relative to
+    # the context's mean, times the context's share of the training muons (the generator learns the contexts
+    # as modes of its noise: an endcap-like draw fills only endcap slots)
+    pi = torch.sigmoid(logits)
+    counts_by_context = torch.stack([pi[:, torch.as_tensor(model.context_slots(a), device=dev)].sum(dim=1)
+                                     for a in model.contexts], dim=1).double().cpu().numpy()  # (k, C)
+    cdf = torch.as_tensor(np.cumsum(model.context_posterior(counts_by_context), axis=1), device=dev)
+    context_idx = torch.searchsorted(cdf, torch.rand(k, 1, generator=rng, device=dev, dtype=cdf.dtype),
+                                     right=True).clamp(max=len(model.contexts) - 1)[:, 0].cpu().numpy()
+    u_muon = torch.rand(k, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+    pick = np.empty(k, dtype=np.int64)
+    for i, a in enumerate(model.contexts):  # a weighted training muon of the chosen context
+        rows, members = np.flatnonzero(context_idx == i), np.flatnonzero(model.muon_context == a)
+        mcdf = np.cumsum(model.muon_weight[members])
+        pick[rows] = members[np.searchsorted(mcdf / mcdf[-1], u_muon[rows], side="right").clip(max=members.size - 1)]
+    # the chance of a tower in the cell: the visibility within the context divided out (capped at 1)
+    visibility = torch.as_tensor(model.visibility, dtype=logits.dtype, device=dev).clamp_min(1e-3)
+    gain = np.where(model.slots.calo[None, :] == 1, model.context_gain[context_idx][:, None], 1.0)  # (k, D)
+    p_cell = (pi * torch.as_tensor(gain, dtype=pi.dtype, device=dev) / visibility).clamp(max=1.0)
+    counts = None
+    if fixed["tower_count"] == "multiplicity":
+        # candidates in Gumbel top-k order; the first `count` that reach the image are kept (below)
+        counts = torch.stack([coupled_counts(torch.sigmoid(logits[:, cols]), fixed["count_reference"][c],
+                                             fixed["count_pmf"][c]) for c, cols in enumerate(calos)], dim=1)
+        keys = logits - torch.log(-torch.log(torch.rand(logits.shape, generator=rng, device=dev).clamp_min(1e-20)))
+        rank = torch.cat([torch.argsort(torch.argsort(keys[:, cols], dim=1, descending=True), dim=1)
+                          for cols in calos], dim=1)  # (k, D) rank within the calorimeter
+        reach = torch.cat([(CANDIDATES_PER_TOWER * counts[:, c] + CANDIDATES_EXTRA)[:, None].expand(-1, n_e if c == 0
+                           else slots.n_slots - n_e) for c in range(2)], dim=1)
+        z = rank < reach
+    else:
+        z = torch.rand(logits.shape, generator=rng, device=dev) < p_cell
+    et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
+                                       fixed["et_range"][c]["max_et_gev"], rng) for c, cols in enumerate(calos)], dim=1)
+    img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: grouped by image
+    u_eta, u_phi = (torch.rand(img.size, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+                    for _ in range(2))
+    mu_eta, mu_phi = model.muon_eta[pick], model.muon_phi[pick]
+    towers, kept = slot_towers(slots, img, slot, et[z].cpu().numpy().astype(np.float64), mu_eta, mu_phi, u_eta, u_phi,
+                               k)
+    reaches = contributing_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"], radius=image["radius"])
+    if counts is not None:  # keep the first `count` reaching candidates of each image and calorimeter, in rank order
+        calo = slots.calo[slot[kept]]
+        order = np.lexsort((rank[z].cpu().numpy()[kept], calo, img[kept]))
+        group = img[kept][order] * 2 + calo[order]
+        hits = reaches[order].astype(np.int64)
+        before = np.cumsum(hits) - hits  # reaching candidates ahead in the same group
+        start = np.searchsorted(group, group, side="left")
+        taken = before - (np.cumsum(hits) - hits)[start]
+        allowed = counts.cpu().numpy()[img[kept][order], calo[order]]
+        keep_sorted = (hits == 1) & (taken < allowed)
+        reaches = np.zeros_like(reaches)
+        reaches[order[keep_sorted]] = True
+    return select_towers(towers, reaches)
+
+
+def select_towers(towers: TowerSet, keep: np.ndarray) -> TowerSet:
+    """The towers where `keep` (T,) is true, each staying with its image."""
+    per_image = np.bincount(towers.image_index()[keep], minlength=len(towers))
+    return TowerSet(offsets=np.r_[0, np.cumsum(per_image)].astype(np.int64), deta=towers.deta[keep],
+                    dphi=towers.dphi[keep], et_ecal=towers.et_ecal[keep], et_hcal=towers.et_hcal[keep],
+                    edges=towers.edges[keep])
+
+
+def render(model: TowerModel, towers: TowerSet) -> np.ndarray:
+    """(n, npix, npix) float32 images of generated towers: imaging's render_towers, the training images' settings."""
+    image = model.fixed["image"]
+    return render_towers(towers, tower_shape=image["tower_shape"], npix=image["npix"], radius=image["radius"],
+                         quantity=image["quantity"])
+
+
+@torch.no_grad()
+def generate_towers(model: TowerModel, n: int, *, seed: int, batch_size: int = 4096,
+                    device: torch.device | str = "cpu", progress: bool = True) -> tuple[TowerSet, np.ndarray]:
+    """n images' generated towers and their rendered images, reproducible for a seed and device."""
+    if n < 1:
+        raise ModelError(f"number of images to generate must be >= 1, got {n}")
+    device = torch.device(device)
+    model = model.to(device).eval()
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    sets, images = [], []
+    for start in tqdm(range(0, n, batch_size), desc="sample towers", unit="batch", disable=not progress,
+                      mininterval=2.0):
+        k = min(batch_size, n - start)
+        noise = torch.randn(k, model.generator.spec.noise_dim, generator=rng, device=device)
+        towers = draw_towers(model, noise, rng)
+        sets.append(towers)
+        images.append(render(model, towers))
+    return TowerSet.concatenate(sets), np.concatenate(images)
+
+
+def generate(model: TowerModel, n: int, *, seed: int, batch_size: int = 4096, device: torch.device | str = "cpu",
+             progress: bool = True, pt_gev: np.ndarray | None = None) -> np.ndarray:
+    """(n, npix, npix) float32 images: render_towers of generated towers (unconditional: pt_gev must be None)."""
+    if pt_gev is not None:
+        raise ModelError("the towers family is unconditional; it cannot be sampled at given muon pTs")
+    return generate_towers(model, n, seed=seed, batch_size=batch_size, device=device, progress=progress)[1]

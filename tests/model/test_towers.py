@@ -1,0 +1,167 @@
+"""The tower-level family (model/towers.py) on synthetic towers laid on card-like calorimeter grids."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imaging.h5schema import write_image_file
+from imaging.towers import TowerSet, contributing_towers, render_towers
+from model import towers as T
+from model.cli import main as model_main
+from model.config import TrainConfig
+from model.data import load_training_data
+from model.errors import ModelError
+from model.families import load_model, save_model
+from model.synthetic import SYNTHETIC_ECAL_ETA, synthetic_towers
+
+TOWER_KEYS = ("offsets", "deta", "dphi", "et_ecal", "et_hcal", "edges")
+SMALL = dict(family="towers", width=32, noise_dim=8, K=32, batch_size=64, epochs=2, device="cpu", seed=3)
+
+
+def _towers(d: dict) -> TowerSet:
+    return TowerSet(**{k: d[k] for k in TOWER_KEYS})
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return synthetic_towers(200, seed=4)
+
+
+def _data(raw: dict, shape: str):
+    return T.tower_training_data(_towers(raw), raw["muon_eta"], raw["muon_phi"], raw["muon_pt"], raw["weight"],
+                                 tower_shape=shape)
+
+
+@pytest.fixture(scope="module")
+def data(raw):
+    """mixed: ECal towers drawn as points, HCal towers over their cells (both renderings)."""
+    return _data(raw, "mixed")
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A small trained model of each tower_count, saved and rebuilt from model.pt."""
+    models = {}
+    for count in T.TOWER_COUNTS:
+        result = T.train(data, TrainConfig(**SMALL, tower_count=count), None, progress=False)
+        path = tmp_path_factory.mktemp("towers") / "model.pt"
+        save_model(path, result, data)
+        models[count] = load_model(path)[0]
+    return models
+
+
+@pytest.mark.parametrize("shape", ["point", "mixed"])
+def test_slots_hold_every_tower_once(raw, shape):
+    data = _data(raw, shape)
+    slots, cells = T.slot_data(data)
+    towers = data.towers
+    assert slots.n_slots == cells.x.shape[1] and list(slots.calo) == sorted(slots.calo)  # ECal slots first
+    assert int((cells.x != 0).sum()) == towers.n_towers  # one tower per cell: no two share a slot
+    np.testing.assert_allclose(cells.x.sum(dim=1).numpy(), np.add.reduceat(
+        towers.et_ecal + towers.et_hcal, towers.offsets[:-1]), rtol=1e-5)
+    ecal, hcal = slots.grids
+    assert set(ecal.nphi.tolist()) == {360} and set(hcal.nphi.tolist()) == {36, 72}  # measured from the towers
+    np.testing.assert_allclose(np.diff(ecal.eta_edges), 0.0174, atol=2e-4)
+    assert ecal.eta_edges[0] >= SYNTHETIC_ECAL_ETA[0] - 1e-3
+
+
+def test_generated_images_are_render_towers_of_the_generated_towers(trained, data):
+    for model in trained.values():
+        towers, images = T.generate_towers(model, 300, seed=7, batch_size=128, progress=False)
+        assert not towers.problems() and len(towers) == 300
+        shape = data.image_attrs["tower_shape"]
+        np.testing.assert_array_equal(images, render_towers(towers, tower_shape=shape, npix=32, radius=0.4))
+        np.testing.assert_array_equal(T.generate(model, 300, seed=7, batch_size=128, progress=False), images)
+        assert images.dtype == np.float32 and images.shape == (300, 32, 32) and (images > 0).any()
+
+
+def test_generated_towers_sit_on_the_grid_within_the_data_et_range(trained, data):
+    slots, cells = T.slot_data(data)
+    for model in trained.values():
+        towers, _ = T.generate_towers(model, 400, seed=1, progress=False)
+        e = towers.edges
+        assert ((towers.deta >= e[:, 0] - 1e-6) & (towers.deta <= e[:, 1] + 1e-6)).all()  # a point inside its cell
+        # every generated tower is a cell of the measured grids, at a known slot, one per cell
+        muons = model.fixed["muons"]
+        assert len(muons["eta"]) == len(data)
+        for c, part in enumerate((towers.et_ecal, towers.et_hcal)):
+            values = part[T.tower_calorimeter(towers) == c]
+            lo, hi = model.fixed["et_range"][c]["min_et_gev"], model.fixed["et_range"][c]["max_et_gev"]
+            assert values.size and values.min() >= lo * (1 - 1e-6) and values.max() <= hi * (1 + 1e-6)
+        widths = (e[:, 1] - e[:, 0]).astype(np.float64)
+        grid_widths = np.unique(np.round(np.r_[tuple(np.diff(g.eta_edges) for g in slots.grids)], 5))
+        assert (np.abs(widths[:, None] - grid_widths[None, :]).min(axis=1) < 1e-4).all()
+
+
+def test_generated_towers_reach_their_images_and_follow_the_counts(trained, data):
+    """Only towers that put ET into the image are kept, as in the data; counts close to the data's per calorimeter."""
+    shape = data.image_attrs["tower_shape"]
+    real_calo = T.tower_calorimeter(data.towers)
+    for count, model in trained.items():
+        towers, _ = T.generate_towers(model, 1000, seed=2, progress=False)
+        assert contributing_towers(towers, tower_shape=shape, npix=32, radius=0.4).all()
+        calo = T.tower_calorimeter(towers)
+        for c in range(2):
+            real_mean = np.count_nonzero(real_calo == c) / len(data)
+            assert np.count_nonzero(calo == c) / 1000 == pytest.approx(real_mean, rel=0.25), (count, c)
+
+
+def test_sampling_is_seeded(trained):
+    model = trained["bernoulli"]
+    a = T.generate(model, 200, seed=5, progress=False)
+    np.testing.assert_array_equal(a, T.generate(model, 200, seed=5, progress=False))
+    assert not np.array_equal(a, T.generate(model, 200, seed=6, progress=False))
+
+
+def test_multiplicity_follows_the_data_counts():
+    """Count-then-place: the coupled counts follow the data's count distribution whatever the draws' sum(pi)."""
+    rng = np.random.default_rng(0)
+    pi = torch.from_numpy(rng.uniform(0, 0.01, (20000, 500)))
+    reference = np.sort(rng.uniform(0, 0.01, (4096, 500)).sum(axis=1)).tolist()
+    pmf = [0.1, 0.2, 0.4, 0.2, 0.1]
+    counts = T.coupled_counts(pi, reference, pmf)
+    np.testing.assert_allclose(np.bincount(counts.numpy(), minlength=5) / 20000, pmf, atol=0.015)
+    # busier draws get more towers
+    m = pi.sum(dim=1).numpy()
+    assert np.corrcoef(m, counts.numpy())[0, 1] > 0.9
+
+
+def test_training_resumes_from_its_checkpoint(data, tmp_path):
+    cfg = TrainConfig(**{**SMALL, "epochs": 2})
+    straight = T.train(data, cfg, None, progress=False)
+    T.train(data, TrainConfig(**{**SMALL, "epochs": 1}), tmp_path, progress=False)
+    resumed = T.train(data, cfg, tmp_path, progress=False)
+    assert resumed.resumed_from_epoch == 1
+    for name, module in straight.modules.items():
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(resumed.modules[name].state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_towers_family_needs_towers(raw):
+    data = T.tower_training_data(_towers(raw), raw["muon_eta"], raw["muon_phi"], raw["muon_pt"], raw["weight"])
+    data.towers = None
+    with pytest.raises(ModelError, match="no /towers"):
+        T.train(data, TrainConfig(**SMALL), None, progress=False)
+    with pytest.raises(ModelError, match="tower_count"):
+        TrainConfig.from_mapping({**SMALL, "tower_count": "poisson"})
+
+
+def test_cli_trains_and_samples_a_towers_model(raw, tmp_path):
+    """`python -m model train|sample` on an images.h5 with /towers (schema 2), as the workflow runs it."""
+    towers = _towers(raw)
+    images = render_towers(towers, tower_shape="mixed", npix=32, radius=0.4)
+    real = write_image_file(tmp_path / "images.h5", images, raw["muon_pt"], raw["weight"], muon_eta=raw["muon_eta"],
+                            muon_phi=raw["muon_phi"], sample="signal", radius=0.4, towers=towers,
+                            extra_attrs={"tower_shape": "mixed", "quantity": "et"})
+    settings = ('{"models": {"towers_cells": {"arch": "fc", "family": "towers", "tower_count": "multiplicity", '
+                '"width": 32, "noise_dim": 8, "K": 32, "epochs": 1, "device": "cpu"}}, "n_generated": 50}')
+    common = ["--model-name", "towers_cells", "--sample", "signal", "--seed", "1", "--config-json", settings,
+              "--no-progress"]
+    assert model_main(["train", "--in", str(real), "--out", str(tmp_path / "model.pt"), *common]) == 0
+    assert model_main(["sample", "--model", str(tmp_path / "model.pt"), "--out", str(tmp_path / "gen.h5"),
+                       *common]) == 0
+    gen = load_training_data(tmp_path / "gen.h5")
+    assert len(gen) == 50
+    model, record = load_model(tmp_path / "model.pt")
+    assert record["family"] == "towers" and record["fixed"]["image"]["tower_shape"] == "mixed"
