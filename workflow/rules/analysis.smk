@@ -98,19 +98,19 @@ rule analysis_simulation_cost:
     """Simulation CPU per image by step and sample, from the run's own records (the speed-up's numerator).
     The imaging job's benchmark file is read when present (not an input: a missing one reruns nothing)."""
     input:
-        chunks=[f for s in SAMPLES for f in simulation_records(s)],
-        delphes=[f for s in SAMPLES for f in delphes_chunks(s)],
+        chunks=[f for s in SAMPLES for f in simulation_records(s)] if HAS_SIMULATION else [],
+        delphes=[f for s in SAMPLES for f in delphes_chunks(s)] if HAS_SIMULATION else [],
         images=[_real_images(s) for s in SAMPLES],
-        pileup=pileup_record(),
+        pileup=pileup_record() if HAS_SIMULATION else [],
     output:
         json=SIMULATION_COST[0],
         md=SIMULATION_COST[1],
     params:
-        chunks=[f"{s}={f}" for s in SAMPLES for f in simulation_records(s)],
-        delphes=[f"{s}={f}" for s in SAMPLES for f in delphes_chunks(s)],
+        chunks=[f"{s}={f}" for s in SAMPLES for f in simulation_records(s)] if HAS_SIMULATION else [],
+        delphes=[f"{s}={f}" for s in SAMPLES for f in delphes_chunks(s)] if HAS_SIMULATION else [],
         images=[f"{s}={_real_images(s)}" for s in SAMPLES],
         bench=[f"{s}={BENCH / 'imaging' / f'{s}.tsv'}" for s in SAMPLES],
-        pileup=" ".join(f"--pileup {f}" for f in pileup_record()),
+        pileup=" ".join(f"--pileup {f}" for f in pileup_record()) if HAS_SIMULATION else "",
     log:
         LOGS / "analysis" / "simulation_cost.log",
     conda:
@@ -126,16 +126,18 @@ rule analysis_results_table:
     speed-up over the simulation)."""
     input:
         metrics=_metrics_records(),
-        cost=SIMULATION_COST[0],
+        cost=SIMULATION_COST[0] if HAS_SIMULATION else [],
     output:
         csv=report(RESULTS_TABLE[0], caption="../report/results.rst", category="Tables"),
         md=RESULTS_TABLE[1],
+    params:
+        cost=f"--simulation-cost {SIMULATION_COST[0]}" if HAS_SIMULATION else "",
     log:
         LOGS / "analysis" / "results_table.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m analysis results-table --metrics {input.metrics} --simulation-cost {input.cost}"
+        "python -m analysis results-table --metrics {input.metrics} {params.cost}"
         " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 

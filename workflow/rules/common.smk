@@ -126,6 +126,9 @@ IMAGING = config["imaging"]
 TRAINING = config["training"]
 ANALYSIS = config["analysis"]
 FID = config["fidelity"]
+#: whether this workflow has the simulation's settings: stripped-down test workflows of the analysis
+#: rules (toy images, no simulation schema) have none, and their results table no speed-up column
+HAS_SIMULATION = "events_per_sample" in SIM
 
 
 # ---------------------------------------------------------------- simulation (simulation.smk, simulation_container.smk)
