@@ -84,7 +84,7 @@ def _baseline(real: Images, n: int, seed: int) -> Images:
     images = sample_independent_pixels(data, n, seed=seed, progress=False)
     attrs = {"sample": real.sample, "radius": real.radius, "family": "baseline", "train_time_s": 0.0}
     generated = ImageSet(images, np.full(n, data.mean_muon_pt_gev, np.float32), np.ones(n), attrs=attrs)
-    return Images(real.path, real.sample, BASELINE, generated)
+    return Images(real.path, real.sample, BASELINE, generated, in_memory=True)
 
 
 def class_record(real: Images, *, seed: int, n_baseline: int, settings: MetricSettings) -> dict[str, Any]:

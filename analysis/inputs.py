@@ -32,6 +32,7 @@ class Images:
     sample: str
     label: str  # "real" or the model name
     data: ImageSet
+    in_memory: bool = False  # made in memory (e.g. the fidelity study's baseline): `path` names its source only
 
     @property
     def npix(self) -> int:

@@ -134,7 +134,8 @@ def physics_distances(real: Images, generated: Images, *, seed: int,
     """
     t0 = time.perf_counter()
     r, g = real.data, generated.data
-    sums_r, sums_g = read_calo_sums(real.path, len(r)), read_calo_sums(generated.path, len(g))
+    sums_r = read_calo_sums(real.path, len(r))
+    sums_g = None if generated.in_memory else read_calo_sums(generated.path, len(g))
     with_towers = sums_r is not None and sums_g is not None
     xr, names = physics_features(r.images, r.muon_pt, real.radius, settings.isolation_cones,
                                  sums_r if with_towers else None, source=str(real.path))
