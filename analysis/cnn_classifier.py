@@ -173,10 +173,10 @@ def cnn_classifier_auc(
     real_parts = _split_indices(real.shape[0], n, settings.splits, rng)
     gen_parts = _split_indices(generated.shape[0], n, settings.splits, rng)
 
-    device = resolve_device(settings.device)
     threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.threads)  # before resolve_device, which logs the thread count
     try:
+        device = resolve_device(settings.device)
         data = []
         for r_idx, g_idx in zip(real_parts, gen_parts, strict=True):
             x = np.concatenate([pixel_input(real[r_idx]), pixel_input(generated[g_idx])])
