@@ -762,6 +762,7 @@ def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, imag
     return seen.reshape(n, d).sum(axis=0) / np.maximum(same.sum(axis=0), 1)
 
 
+@torch.no_grad()
 def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *, match_et: bool = True) -> TowerSet:
     """The towers of len(noise) images: a weighted training muon, slots generated for its HCal context, ET, their
     cells around the muon, a point in each; only the towers that reach the image (contributing_towers), as in the
