@@ -13,27 +13,32 @@ offset dj in that row's segmentation) - a "slot". The slots hit in the training 
 fixed list of D slots (ECal first, then HCal): each training image becomes a (D,) vector of tower
 ET, like an image of pixels.
 
-Model. The paper's decoupled generator run over slots instead of pixels: noise -> per-slot
-(logit pi, eta) by a 4-layer MLP started at the data's independent-slot marginals, trained with
-the K-sample bound (OBJECTIVE.md, model/objectives.py) on model/training.py's epoch loop. Tower
-ET is x0_c + exp(N(eta, s_i)) with a trained per-slot width and the threshold x0_c of its
-calorimeter (model/likelihoods.py's threshold log-normal, one per calorimeter); sampling truncates
-it to the [smallest, largest] tower ET of that calorimeter in the data, so no tower falls below the
-card's threshold or beyond the data's range. `calibrate_occupancy` shifts each slot's logit after
-training so its mean occupancy is the data's (model/decoupled.py's calibration).
+Model. The paper's decoupled generator run over slots instead of pixels: (noise, one-hot of the
+muon's HCal context) -> per-slot (logit pi, eta) by a 4-layer MLP started at the data's
+independent-slot marginals given the context; the HCal slots of other contexts are masked off
+(they are no cells of this muon's grid). Trained with the K-sample bound (OBJECTIVE.md,
+model/objectives.py) on model/training.py's epoch loop, each image scored against K parameter sets
+generated for its own context (the batch grouped by context). Tower ET is x0_c + exp(N(eta, s_i))
+with a trained per-slot width and the threshold x0_c of its calorimeter (model/likelihoods.py's
+threshold log-normal, one per calorimeter); sampling truncates it to the [smallest, largest] tower
+ET of that calorimeter in the data, then maps it monotonically from the generated towers' ET
+quantiles (reference draws at the end of training) onto the data's (map_tower_et), so each
+calorimeter's tower-ET spectrum is the data's and no tower falls below the card's threshold or
+beyond the data's range. `calibrate_occupancy` shifts each slot's logit after training so its mean
+occupancy, generated for the contexts where it is a cell, is the data's (calibrate_context_occupancy).
 
 How many towers (`tower_count`):
 - `bernoulli`: each slot independently, z ~ Bern(pi) (the decoupled model over cells);
 - `multiplicity`: count-then-place. The numbers of ECal and HCal towers follow the data's
-  multiplicity distribution exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
+  multiplicity distribution of the muon's context exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
   count sum(pi) is mapped through its quantile among many draws (stored at training) to the same
   quantile of the data's count distribution (CaloClouds-style occupancy calibration on the
   cells), so busier draws get more towers; then that many slots are placed by Gumbel top-k on
   the logits (sampling without replacement, close to independent Bernoullis conditioned on the
   count).
 
-Geometry at sampling: each image gets a muon (eta, phi) drawn from the training images
-(weighted), which fixes the grid around it; a slot becomes the cell at that offset, and the
+Geometry at sampling: each image first gets a muon (eta, phi) drawn from the training images
+(weighted), which fixes the grid around it and the generator's context; a slot becomes the cell at that offset, and the
 tower's (eta, phi) a uniform point inside it (Delphes' SmearTowerCenter). As in the data, only
 towers that put ET into the image are kept (imaging.towers.contributing_towers): an edge cell is
 visible for some muons only, so a slot's occupancy in the data is (chance of a tower) x (its
@@ -667,7 +672,7 @@ def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> Tower
 
 
 def conditional(model: TowerModel) -> bool:
-    """The towers family is unconditional."""
+    """Not pT-conditional (the HCal context is drawn with the muon inside the family)."""
     return False
 
 
