@@ -644,6 +644,9 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
                                                         device=device)
     # the generated towers' ET quantiles (before the map), so that sampling maps them onto the data's
     model = TowerModel(generator, likelihoods, fixed)
+    if cfg.tower_count == "bernoulli":  # the data's spread of tower counts per image (multiplicity has it exactly)
+        fixed["count_copula"] = fit_count_copula(model, cells, muon_context, seed=derive_seed(cfg.seed, "copula"),
+                                                 device=device)
     fixed["et_quantiles"]["generated"] = generated_et_quantiles(model, seed=derive_seed(cfg.seed, "et_reference"),
                                                                 device=device)
     generator.train()
@@ -767,6 +770,60 @@ def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, imag
     return seen.reshape(n, d).sum(axis=0) / np.maximum(same.sum(axis=0), 1)
 
 
+def copula_uniforms(rho: list[float], calo: np.ndarray, k: int, rng: torch.Generator,
+                    device: torch.device | str) -> torch.Tensor:
+    """(k, D) uniforms, each uniform on its own but sharing one normal factor per image (a one-factor Gaussian copula
+    with loading rho[c] in calorimeter c): z = u < p keeps every slot's chance p and spreads the number of towers
+    per image like the data's (busy and quiet events: the pile-up varies), which independent draws do not."""
+    loading = torch.as_tensor(np.asarray(rho, dtype=np.float64)[calo], dtype=torch.float32, device=device)  # (D,)
+    g = torch.randn(k, 1, generator=rng, device=device)
+    e = torch.randn(k, calo.size, generator=rng, device=device)
+    return torch.special.ndtr(loading * g + torch.sqrt(1 - loading ** 2) * e)
+
+
+@torch.no_grad()
+def fit_count_copula(model: TowerModel, cells: TrainingData, muon_context: torch.Tensor, *, seed: int,
+                     device: torch.device | str, draws: int = CALIBRATION_DRAWS, iterations: int = 12) -> list[float]:
+    """Per calorimeter, the copula loading whose generated variance of the tower count per image is the data's.
+
+    Reference draws: weighted training muons, the generator's pi for their contexts (the data's
+    visible occupancy, as the data's counts are of visible towers); the count variance rises with the
+    loading, solved by bisection on common random numbers. 0 where independent draws already spread
+    the counts as much as the data.
+    """
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    w = cells.weight.to(torch.float64)
+    cdf = torch.cumsum(w, 0)
+    pick = torch.searchsorted(cdf / cdf[-1], torch.rand(draws, dtype=torch.float64, generator=torch.Generator()
+                                                       .manual_seed(int(seed)))).clamp(max=len(w) - 1)
+    noise = torch.randn(draws, model.generator.spec.noise_dim, generator=rng, device=device)
+    pi = torch.sigmoid(model.generator(noise, muon_context[pick].to(device))[0])  # (draws, D)
+    g = torch.randn(draws, 1, generator=rng, device=device)
+    e = torch.randn(pi.shape, generator=rng, device=device)
+    calo = torch.as_tensor(model.slots.calo, device=device)
+    rho = []
+    for c in range(2):
+        sel = calo == c
+        n_data = (cells.x[:, torch.from_numpy(model.slots.calo == c)] != 0).sum(dim=1).to(torch.float64)
+        mean = (w * n_data).sum() / w.sum()
+        target = float((w * (n_data - mean) ** 2).sum() / w.sum())
+
+        def variance(r: float, sel: torch.Tensor = sel) -> float:
+            u = torch.special.ndtr(r * g + math.sqrt(1 - r * r) * e[:, sel])
+            return float((u < pi[:, sel]).sum(dim=1).to(torch.float64).var())
+
+        lo, hi = 0.0, 0.95
+        if variance(lo) >= target:
+            rho.append(0.0)
+            continue
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if variance(mid) < target else (lo, mid)
+        rho.append(0.5 * (lo + hi))
+    log.info("count copula loadings (ECal, HCal): %.3f, %.3f", *rho)
+    return rho
+
+
 @torch.no_grad()
 def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *, match_et: bool = True) -> TowerSet:
     """The towers of len(noise) images: a weighted training muon, slots generated for its HCal context, ET, their
@@ -801,7 +858,7 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *,
                            else slots.n_slots - n_e) for c in range(2)], dim=1)
         z = rank < reach
     else:
-        z = torch.rand(logits.shape, generator=rng, device=dev) < p_cell
+        z = copula_uniforms(fixed.get("count_copula", [0.0, 0.0]), slots.calo, k, rng, dev) < p_cell
     et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
                                        fixed["et_range"][c]["max_et_gev"], rng) for c, cols in enumerate(calos)], dim=1)
     img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: grouped by image

@@ -248,3 +248,20 @@ def test_an_old_unconditional_record_asks_to_be_retrained(trained, data, tmp_pat
     torch.save(old, tmp_path / "old.pt")
     with pytest.raises(ModelError, match="retrain"):
         load_model(tmp_path / "old.pt")
+
+
+def test_count_copula_keeps_each_cell_and_spreads_the_counts(trained):
+    """The one-factor copula: each uniform stays uniform (every cell keeps its chance), the counts spread with rho."""
+    calo = np.r_[np.zeros(300, np.int64), np.ones(100, np.int64)]
+    p = torch.full((20000, 400), 0.02)
+    variances = []
+    for rho in ([0.0, 0.0], [0.3, 0.6]):
+        u = T.copula_uniforms(rho, calo, 20000, torch.Generator().manual_seed(1), "cpu")
+        assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float((u < 0.02).float().mean()) - 0.02) < 0.001
+        counts = (u < p).sum(dim=1).double()
+        variances.append(float(counts.var()))
+    assert variances[1] > 1.5 * variances[0]  # independent draws: binomial 400 * 0.02 * 0.98 = 7.8
+    assert variances[0] == pytest.approx(400 * 0.02 * 0.98, rel=0.1)
+    rho = trained["bernoulli"].fixed["count_copula"]
+    assert len(rho) == 2 and all(0.0 <= r < 0.95 for r in rho)
+    assert "count_copula" not in trained["multiplicity"].fixed  # count-then-place draws the data's counts
