@@ -636,6 +636,7 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         "count_pmf": [[count_distribution(cells, sels[c], muon_context == a) for c in range(2)]
                       for a in range(contexts.size)],
         "et_quantiles": {"levels": ET_QUANTILE_LEVELS.tolist(), "data": data_et_quantiles(cells, slots.calo)},
+        "dominant_fraction": dominant_fraction_quantiles(data.towers),
     }
     if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
         fixed["occupancy_calibration"] = calibrate_context_occupancy(
@@ -881,7 +882,41 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *,
         reaches = np.zeros_like(reaches)
         reaches[order[keep_sorted]] = True
     towers = select_towers(towers, reaches)
-    return map_tower_et(model, towers) if match_et else towers
+    if match_et:
+        towers = map_tower_et(model, towers)
+    if "dominant_fraction" in fixed:  # share the ET between the tower's ECal and HCal parts as in the data
+        u = torch.rand(towers.n_towers, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+        towers = split_tower_et(towers, fixed["dominant_fraction"], u)
+    return towers
+
+
+def dominant_fraction_quantiles(towers: TowerSet) -> list[list[float]]:
+    """Per calorimeter, the quantiles (101 levels) of the share of a tower's ET in its dominant part, over the data's
+    towers (unweighted): a real tower often has both an ECal and an HCal part."""
+    e, h = np.asarray(towers.et_ecal, dtype=np.float64), np.asarray(towers.et_hcal, dtype=np.float64)
+    calo = tower_calorimeter(towers)
+    share = np.where(calo == 1, h, e) / np.maximum(e + h, 1e-30)
+    levels = np.linspace(0.0, 1.0, 101)
+    return [np.quantile(share[calo == c], levels).tolist() if np.any(calo == c) else [1.0] * levels.size
+            for c in range(2)]
+
+
+def split_tower_et(towers: TowerSet, quantiles: list[list[float]], u: np.ndarray) -> TowerSet:
+    """The towers with each one's ET shared between its dominant part (a share drawn from the data's, by the
+    uniforms u (T,)) and the other calorimeter's part; the total and the dominant calorimeter are kept. It matters
+    where the parts are drawn differently (tower_shape mixed: an ECal point, an HCal cell)."""
+    calo = tower_calorimeter(towers)
+    total = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
+    share = np.ones(total.size)
+    for c in range(2):
+        sel = calo == c
+        q = np.asarray(quantiles[c])
+        share[sel] = np.interp(u[sel], np.linspace(0.0, 1.0, q.size), q)
+    share = share.clip(0.5 + 1e-6, 1.0)  # the dominant part stays dominant
+    dominant, other = share * total, (1.0 - share) * total
+    return TowerSet(offsets=towers.offsets, deta=towers.deta, dphi=towers.dphi,
+                    et_ecal=np.where(calo == 0, dominant, other).astype(np.float32),
+                    et_hcal=np.where(calo == 1, dominant, other).astype(np.float32), edges=towers.edges)
 
 
 def map_tower_et(model: TowerModel, towers: TowerSet) -> TowerSet:

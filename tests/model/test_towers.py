@@ -85,8 +85,8 @@ def test_generated_towers_sit_on_the_grid_within_the_data_et_range(trained, data
         # every generated tower is a cell of the measured grids, at a known slot, one per cell
         muons = model.fixed["muons"]
         assert len(muons["eta"]) == len(data)
-        for c, part in enumerate((towers.et_ecal, towers.et_hcal)):
-            values = part[T.tower_calorimeter(towers) == c]
+        for c in range(2):  # the tower's total ET (its parts are shared as in the data)
+            values = (towers.et_ecal + towers.et_hcal)[T.tower_calorimeter(towers) == c]
             lo, hi = model.fixed["et_range"][c]["min_et_gev"], model.fixed["et_range"][c]["max_et_gev"]
             assert values.size and values.min() >= lo * (1 - 1e-6) and values.max() <= hi * (1 + 1e-6)
         widths = (e[:, 1] - e[:, 0]).astype(np.float64)
@@ -265,3 +265,18 @@ def test_count_copula_keeps_each_cell_and_spreads_the_counts(trained):
     rho = trained["bernoulli"].fixed["count_copula"]
     assert len(rho) == 2 and all(0.0 <= r < 0.95 for r in rho)
     assert "count_copula" not in trained["multiplicity"].fixed  # count-then-place draws the data's counts
+
+
+def test_tower_et_is_shared_between_the_parts_as_in_the_data(trained, data):
+    """Generated towers get an ECal and an HCal part with the data's share in the dominant one; totals are kept."""
+    real = T.dominant_fraction_quantiles(data.towers)
+    model = trained["bernoulli"]
+    towers, _ = T.generate_towers(model, 2000, seed=9, progress=False)
+    e, h = towers.et_ecal.astype(np.float64), towers.et_hcal.astype(np.float64)
+    calo = T.tower_calorimeter(towers)
+    share = np.where(calo == 1, h, e) / (e + h)
+    for c in range(2):
+        assert np.median(share[calo == c]) == pytest.approx(real[c][50], abs=0.03)
+    split = T.split_tower_et(towers, real, np.random.default_rng(0).random(towers.n_towers))
+    np.testing.assert_allclose(split.et_ecal + split.et_hcal, e + h, rtol=1e-5)
+    np.testing.assert_array_equal(T.tower_calorimeter(split), calo)
