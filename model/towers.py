@@ -28,7 +28,10 @@ beyond the data's range. `calibrate_occupancy` shifts each slot's logit after tr
 occupancy, generated for the contexts where it is a cell, is the data's (calibrate_context_occupancy).
 
 How many towers (`tower_count`):
-- `bernoulli`: each slot independently, z ~ Bern(pi) (the decoupled model over cells);
+- `bernoulli`: each slot with its own chance, z ~ Bern(pi) (the decoupled model over cells), the
+  uniforms of an image tied by a one-factor Gaussian copula (copula_uniforms) whose loading per
+  calorimeter is fitted at training to the data's variance of the tower count per image: events are
+  busy or quiet as a whole (pile-up), which independent cells given the noise draw did not reproduce;
 - `multiplicity`: count-then-place. The numbers of ECal and HCal towers follow the data's
   multiplicity distribution of the muon's context exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
   count sum(pi) is mapped through its quantile among many draws (stored at training) to the same
@@ -44,7 +47,9 @@ towers that put ET into the image are kept (imaging.towers.contributing_towers):
 visible for some muons only, so a slot's occupancy in the data is (chance of a tower) x (its
 visibility, measured by Monte Carlo over the training muons) and `bernoulli` sampling draws with
 the visibility divided out. Generated images are `render_towers` of the generated TowerSet with
-the training file's tower_shape and quantity.
+the training file's tower_shape and quantity. A generated tower's ET is shared between its
+dominant and the other calorimeter's part with the data's share (split_tower_et): with
+tower_shape mixed the ECal part is a point and the HCal part spreads over its cell.
 """
 from __future__ import annotations
 
