@@ -106,6 +106,8 @@ MASKED_LOGIT = -30.0
 ET_QUANTILE_LEVELS = np.unique(np.r_[np.linspace(0.0, 0.99, 991), 1.0 - np.geomspace(1e-2, 1e-5, 31), 1.0])
 #: generated images whose kept towers give the generated tower-ET quantiles (the map's reference)
 ET_REFERENCE_IMAGES = 8192
+#: quantiles of a calorimeter's tower ET that bound the bins of the ECal/HCal share (hot towers share more)
+ET_SHARE_BINS = (0.5, 0.9, 0.99, 0.999)
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -895,28 +897,43 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *,
     return towers
 
 
-def dominant_fraction_quantiles(towers: TowerSet) -> list[list[float]]:
-    """Per calorimeter, the quantiles (101 levels) of the share of a tower's ET in its dominant part, over the data's
-    towers (unweighted): a real tower often has both an ECal and an HCal part."""
+def dominant_fraction_quantiles(towers: TowerSet) -> dict[str, list]:
+    """Per calorimeter and tower-ET bin (edges at the data's ET_SHARE_BINS quantiles), the quantiles (101 levels) of
+    the share of a tower's ET in its dominant part, over the data's towers (unweighted): a real tower often has
+    both an ECal and an HCal part, the hottest ones most of all."""
     e, h = np.asarray(towers.et_ecal, dtype=np.float64), np.asarray(towers.et_hcal, dtype=np.float64)
     calo = tower_calorimeter(towers)
-    share = np.where(calo == 1, h, e) / np.maximum(e + h, 1e-30)
+    total = e + h
+    share = np.where(calo == 1, h, e) / np.maximum(total, 1e-30)
     levels = np.linspace(0.0, 1.0, 101)
-    return [np.quantile(share[calo == c], levels).tolist() if np.any(calo == c) else [1.0] * levels.size
-            for c in range(2)]
+    edges, quantiles = [], []
+    for c in range(2):
+        sel = calo == c
+        if not sel.any():
+            edges.append([])
+            quantiles.append([[1.0] * levels.size])
+            continue
+        cuts = np.quantile(total[sel], ET_SHARE_BINS)
+        bins = np.searchsorted(cuts, total[sel], side="right")
+        edges.append(cuts.tolist())
+        quantiles.append([np.quantile(share[sel][bins == b], levels).tolist() if np.any(bins == b)
+                          else [1.0] * levels.size for b in range(cuts.size + 1)])
+    return {"et_edges": edges, "quantiles": quantiles}
 
 
-def split_tower_et(towers: TowerSet, quantiles: list[list[float]], u: np.ndarray) -> TowerSet:
-    """The towers with each one's ET shared between its dominant part (a share drawn from the data's, by the
-    uniforms u (T,)) and the other calorimeter's part; the total and the dominant calorimeter are kept. It matters
-    where the parts are drawn differently (tower_shape mixed: an ECal point, an HCal cell)."""
+def split_tower_et(towers: TowerSet, table: dict[str, list], u: np.ndarray) -> TowerSet:
+    """The towers with each one's ET shared between its dominant part (a share drawn, by the uniforms u (T,), from the
+    data's shares of towers of its calorimeter and ET bin: dominant_fraction_quantiles) and the other calorimeter's
+    part; the total and the dominant calorimeter are kept. It matters where the parts are drawn differently
+    (tower_shape mixed: an ECal point, an HCal cell)."""
     calo = tower_calorimeter(towers)
     total = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
     share = np.ones(total.size)
     for c in range(2):
-        sel = calo == c
-        q = np.asarray(quantiles[c])
-        share[sel] = np.interp(u[sel], np.linspace(0.0, 1.0, q.size), q)
+        bins = np.searchsorted(np.asarray(table["et_edges"][c], dtype=np.float64), total, side="right")
+        for b, q in enumerate(table["quantiles"][c]):  # a few ET bins, not towers
+            sel = (calo == c) & (bins == b)
+            share[sel] = np.interp(u[sel], np.linspace(0.0, 1.0, len(q)), q)
     share = share.clip(0.5 + 1e-6, 1.0)  # the dominant part stays dominant
     dominant, other = share * total, (1.0 - share) * total
     return TowerSet(offsets=towers.offsets, deta=towers.deta, dphi=towers.dphi,
