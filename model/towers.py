@@ -921,11 +921,13 @@ def dominant_fraction_quantiles(towers: TowerSet) -> dict[str, list]:
     return {"et_edges": edges, "quantiles": quantiles}
 
 
-def split_tower_et(towers: TowerSet, table: dict[str, list], u: np.ndarray) -> TowerSet:
+def split_tower_et(towers: TowerSet, table: dict[str, list] | list, u: np.ndarray) -> TowerSet:
     """The towers with each one's ET shared between its dominant part (a share drawn, by the uniforms u (T,), from the
     data's shares of towers of its calorimeter and ET bin: dominant_fraction_quantiles) and the other calorimeter's
     part; the total and the dominant calorimeter are kept. It matters where the parts are drawn differently
     (tower_shape mixed: an ECal point, an HCal cell)."""
+    if isinstance(table, list):  # one ET bin per calorimeter (models trained before the bins)
+        table = {"et_edges": [[], []], "quantiles": [[q] for q in table]}
     calo = tower_calorimeter(towers)
     total = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
     share = np.ones(total.size)
