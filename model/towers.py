@@ -13,33 +13,43 @@ offset dj in that row's segmentation) - a "slot". The slots hit in the training 
 fixed list of D slots (ECal first, then HCal): each training image becomes a (D,) vector of tower
 ET, like an image of pixels.
 
-Model. The paper's decoupled generator run over slots instead of pixels: noise -> per-slot
-(logit pi, eta) by a 4-layer MLP started at the data's independent-slot marginals, trained with
-the K-sample bound (OBJECTIVE.md, model/objectives.py) on model/training.py's epoch loop. Tower
-ET is x0_c + exp(N(eta, s_i)) with a trained per-slot width and the threshold x0_c of its
-calorimeter (model/likelihoods.py's threshold log-normal, one per calorimeter); sampling truncates
-it to the [smallest, largest] tower ET of that calorimeter in the data, so no tower falls below the
-card's threshold or beyond the data's range. `calibrate_occupancy` shifts each slot's logit after
-training so its mean occupancy is the data's (model/decoupled.py's calibration).
+Model. The paper's decoupled generator run over slots instead of pixels: (noise, one-hot of the
+muon's HCal context) -> per-slot (logit pi, eta) by a 4-layer MLP started at the data's
+independent-slot marginals given the context; the HCal slots of other contexts are masked off
+(they are no cells of this muon's grid). Trained with the K-sample bound (OBJECTIVE.md,
+model/objectives.py) on model/training.py's epoch loop, each image scored against K parameter sets
+generated for its own context (the batch grouped by context). Tower ET is x0_c + exp(N(eta, s_i))
+with a trained per-slot width and the threshold x0_c of its calorimeter (model/likelihoods.py's
+threshold log-normal, one per calorimeter); sampling truncates it to the [smallest, largest] tower
+ET of that calorimeter in the data, then maps it monotonically from the generated towers' ET
+quantiles (reference draws at the end of training) onto the data's (map_tower_et), so each
+calorimeter's tower-ET spectrum is the data's and no tower falls below the card's threshold or
+beyond the data's range. `calibrate_occupancy` shifts each slot's logit after training so its mean
+occupancy, generated for the contexts where it is a cell, is the data's (calibrate_context_occupancy).
 
 How many towers (`tower_count`):
-- `bernoulli`: each slot independently, z ~ Bern(pi) (the decoupled model over cells);
+- `bernoulli`: each slot with its own chance, z ~ Bern(pi) (the decoupled model over cells), the
+  uniforms of an image tied by a one-factor Gaussian copula (copula_uniforms) whose loading per
+  calorimeter is fitted at training to the data's variance of the tower count per image: events are
+  busy or quiet as a whole (pile-up), which independent cells given the noise draw did not reproduce;
 - `multiplicity`: count-then-place. The numbers of ECal and HCal towers follow the data's
-  multiplicity distribution exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
+  multiplicity distribution of the muon's context exactly (EPiC-GAN's sampled multiplicity): a noise draw's expected
   count sum(pi) is mapped through its quantile among many draws (stored at training) to the same
   quantile of the data's count distribution (CaloClouds-style occupancy calibration on the
   cells), so busier draws get more towers; then that many slots are placed by Gumbel top-k on
   the logits (sampling without replacement, close to independent Bernoullis conditioned on the
   count).
 
-Geometry at sampling: each image gets a muon (eta, phi) drawn from the training images
-(weighted), which fixes the grid around it; a slot becomes the cell at that offset, and the
+Geometry at sampling: each image first gets a muon (eta, phi) drawn from the training images
+(weighted), which fixes the grid around it and the generator's context; a slot becomes the cell at that offset, and the
 tower's (eta, phi) a uniform point inside it (Delphes' SmearTowerCenter). As in the data, only
 towers that put ET into the image are kept (imaging.towers.contributing_towers): an edge cell is
 visible for some muons only, so a slot's occupancy in the data is (chance of a tower) x (its
 visibility, measured by Monte Carlo over the training muons) and `bernoulli` sampling draws with
 the visibility divided out. Generated images are `render_towers` of the generated TowerSet with
-the training file's tower_shape and quantity.
+the training file's tower_shape and quantity. A generated tower's ET is shared between its
+dominant and the other calorimeter's part with the data's share (split_tower_et): with
+tower_shape mixed the ECal part is a point and the HCal part spreads over its cell.
 """
 from __future__ import annotations
 
@@ -60,7 +70,7 @@ from imaging.towers import TowerSet, contributing_towers, render_towers
 
 from .config import TrainConfig
 from .data import TrainingData, training_data_from_arrays
-from .decoupled import calibrate_occupancy
+from .decoupled import CALIBRATION_SHIFT_MAX
 from .device import resolve_device
 from .errors import ModelError
 from .generators import OUTPUT_INIT_GAIN
@@ -70,7 +80,7 @@ from .training import TIMING_COLUMNS, Batch, TrainResult, run_epochs
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "sparse-muon-towers-model/1"
+MODEL_FORMAT = "sparse-muon-towers-model/2"  # /2: context-conditional generator, ET quantile map
 LOG_COLUMNS = ("epoch", "loss", "paper_ll", "bound_ll", "mean_pi", "data_occupancy", *TIMING_COLUMNS)
 CALOS = ("ecal", "hcal")
 #: values of the `tower_count` setting (module docstring)
@@ -90,6 +100,14 @@ CANDIDATES_EXTRA = 8
 #: cell edges (rad) closer than this are the same edge (float32 edges relative to a float32 muon)
 EDGE_TOLERANCE = 2e-4
 TWO_PI = 2.0 * math.pi
+#: logit of a slot that is no cell of the context's grid (pi ~ 1e-13; finite, so 0 * logit stays 0)
+MASKED_LOGIT = -30.0
+#: levels of the stored tower-ET quantiles per calorimeter (data and generated), finer in the upper tail
+ET_QUANTILE_LEVELS = np.unique(np.r_[np.linspace(0.0, 0.99, 991), 1.0 - np.geomspace(1e-2, 1e-5, 31), 1.0])
+#: generated images whose kept towers give the generated tower-ET quantiles (the map's reference)
+ET_REFERENCE_IMAGES = 8192
+#: quantiles of a calorimeter's tower ET that bound the bins of the ECal/HCal share (hot towers share more)
+ET_SHARE_BINS = (0.5, 0.9, 0.99, 0.999)
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -269,22 +287,26 @@ class SlotGeneratorSpec:
     n_slots: int
     noise_dim: int
     width: int
-    conditional: bool = False  # always False: read by the shared occupancy calibration
+    n_contexts: int  # HCal contexts of the training muons (the one-hot condition)
+    conditional: bool = False  # not pT-conditional (the context is the only condition)
 
 
 class SlotGenerator(nn.Module):
-    """noise (K, noise_dim) -> logit(pi) (K, D) and eta (K, D) per slot; 4 dense layers plus per-slot offsets.
+    """(noise (K, noise_dim), context index (K,)) -> logit(pi) (K, D) and eta (K, D) per slot.
 
-    eta = eta_center_i + eta_scale_i * (raw + eta_offset_i) with per-slot buffers (each slot in its
-    calorimeter's log-ET units); logit = raw + logit_offset_i. Starts at the independent-slot model.
+    The generator is conditioned on the muon's HCal context (a one-hot appended to the noise): an
+    HCal slot of another context is not a cell of this muon's grid, so its logit is MASKED_LOGIT
+    (pi ~ 1e-13: no tower, no term in the likelihood). 4 dense layers plus per-slot offsets:
+    eta = eta_center_i + eta_scale_i * (raw + eta_offset_i) (each slot in its calorimeter's log-ET
+    units); logit = raw + logit_offset_i. Starts at the independent-slot model.
     """
 
-    def __init__(self, spec: SlotGeneratorSpec) -> None:
+    def __init__(self, spec: SlotGeneratorSpec, slot_mask: torch.Tensor | None = None) -> None:
         super().__init__()
         self.spec = spec
         d, w = spec.n_slots, spec.width
-        self.net = nn.Sequential(nn.Linear(spec.noise_dim, w), nn.LeakyReLU(0.2), nn.Linear(w, w), nn.LeakyReLU(0.2),
-                                 nn.Linear(w, w), nn.LeakyReLU(0.2), nn.Linear(w, 2 * d))
+        self.net = nn.Sequential(nn.Linear(spec.noise_dim + spec.n_contexts, w), nn.LeakyReLU(0.2), nn.Linear(w, w),
+                                 nn.LeakyReLU(0.2), nn.Linear(w, w), nn.LeakyReLU(0.2), nn.Linear(w, 2 * d))
         with torch.no_grad():  # different noise must give clearly different (pi, eta): generators.OUTPUT_INIT_GAIN
             self.net[-1].weight.mul_(OUTPUT_INIT_GAIN)
             self.net[-1].bias.zero_()
@@ -292,6 +314,9 @@ class SlotGenerator(nn.Module):
         self.eta_offset = nn.Parameter(torch.zeros(d))
         self.register_buffer("eta_center", torch.zeros(d))
         self.register_buffer("eta_scale", torch.ones(d))
+        # (C, D) the slots that are cells of each context's grid (ECal slots in every context)
+        self.register_buffer("slot_mask", torch.ones(spec.n_contexts, d, dtype=torch.bool) if slot_mask is None
+                             else slot_mask.to(torch.bool).clone())
 
     def init_from_marginals(self, occupancy: torch.Tensor, eta_mean: torch.Tensor, eta_center: torch.Tensor,
                             eta_scale: torch.Tensor) -> None:
@@ -303,9 +328,11 @@ class SlotGenerator(nn.Module):
             self.eta_scale.copy_(eta_scale.float())
             self.eta_offset.copy_(((eta_mean - eta_center) / eta_scale).float())
 
-    def forward(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.net(noise).view(noise.shape[0], 2, self.spec.n_slots)  # (K, 2, D)
-        logits = raw[:, 0] + self.logit_offset
+    def forward(self, noise: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        context = context.to(device=noise.device, dtype=torch.long)
+        onehot = nn.functional.one_hot(context, self.spec.n_contexts).to(noise.dtype)
+        raw = self.net(torch.cat([noise, onehot], dim=1)).view(noise.shape[0], 2, self.spec.n_slots)  # (K, 2, D)
+        logits = (raw[:, 0] + self.logit_offset).masked_fill(~self.slot_mask[context], MASKED_LOGIT)
         eta = self.eta_center + self.eta_scale * (raw[:, 1] + self.eta_offset)
         return logits, eta
 
@@ -321,34 +348,29 @@ class TowerModel(nn.Module):
         muons = fixed["muons"]
         self.muon_eta, self.muon_phi = (np.asarray(muons[k], dtype=np.float64) for k in ("eta", "phi"))
         self.muon_weight = np.asarray(muons["weight"], dtype=np.float64)
-        self.muon_context = self.slots.grids[1].context(self.muon_eta)  # (N,) HCal context of each muon
-        self.contexts = np.unique(self.muon_context)
+        self.contexts = np.asarray(fixed["contexts"], dtype=np.int64)  # (C,) the generator's one-hot order
+        self.muon_context = context_index(self.slots, self.muon_eta, self.contexts)  # (N,) index into contexts
         self.visibility = slot_visibility(self.slots, self.muon_eta, self.muon_phi, fixed["image"],
                                           seed=VISIBILITY_SEED)
-        # the context choice of draw_towers on reference draws: each context's mean expected HCal count m, and the
-        # gain that gives images of a context the data's HCal count (m / share: the calibrated occupancy) whether
-        # the generator separates the contexts into noise modes (gain 1) or mixes them (gain 1 / share)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(VISIBILITY_SEED)
-            with torch.no_grad():
-                pi = torch.sigmoid(generator(torch.randn(COUNT_REFERENCE_DRAWS, generator.spec.noise_dim))[0])
-        self.context_prior = np.array([self.muon_weight[self.muon_context == a].sum() for a in self.contexts])
-        self.context_prior /= self.context_prior.sum()
-        counts = np.stack([pi[:, torch.from_numpy(self.context_slots(a))].sum(dim=1).double().numpy()
-                           for a in self.contexts], axis=1)  # (draws, C)
-        self.context_mean = counts.mean(axis=0).clip(min=1e-12)
-        post = self.context_posterior(counts)
-        chosen = (post * counts).sum(axis=0) / post.sum(axis=0).clip(min=1e-300)  # mean count where chosen
-        self.context_gain = (self.context_mean / self.context_prior) / chosen.clip(min=1e-12)
-
-    def context_posterior(self, counts: np.ndarray) -> np.ndarray:
-        """(k, C) chance of each HCal context for draws with these expected counts per context's slots."""
-        post = (counts / self.context_mean * self.context_prior).clip(min=1e-30)
-        return post / post.sum(axis=1, keepdims=True)
 
     def context_slots(self, context: int) -> np.ndarray:
-        """(D,) bool: the HCal slots of one context."""
+        """(D,) bool: the HCal slots of one context (its value, not its index)."""
         return (self.slots.calo == 1) & (self.slots.ctx == context)
+
+
+def context_index(slots: SlotMap, muon_eta: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+    """(N,) index into `contexts` of each muon's HCal context; ModelError for a context the model never saw."""
+    ctx = slots.grids[1].context(np.asarray(muon_eta, dtype=np.float64))
+    idx = np.searchsorted(contexts, ctx).clip(max=contexts.size - 1)
+    if ctx.size and not (contexts[idx] == ctx).all():
+        raise ModelError(f"muon HCal contexts {sorted(set(ctx[contexts[idx] != ctx].tolist()))} are not among the "
+                         f"model's {contexts.tolist()}")
+    return idx
+
+
+def context_slot_mask(slots: SlotMap, contexts: np.ndarray) -> torch.Tensor:
+    """(C, D) bool: the slots that are cells of each context's grid (every ECal slot, the context's HCal slots)."""
+    return torch.from_numpy((slots.calo[None, :] == 0) | (slots.ctx[None, :] == contexts[:, None]))
 
 
 # ---------------------------------------------------------------- training
@@ -422,25 +444,125 @@ def slot_log_mean(cells: TrainingData, offset_gev: torch.Tensor, fallback: torch
     return torch.where(den > 0, num / den.clamp_min(1e-300), fallback)
 
 
-def count_distribution(cells: TrainingData, sel: torch.Tensor) -> list[float]:
-    """Weighted probability of 0, 1, 2, ... towers in the given slots per image (the data's multiplicity)."""
-    counts = (cells.x[:, sel] != 0).sum(dim=1)
-    pmf = torch.bincount(counts, weights=cells.weight.to(torch.float64), minlength=int(counts.max()) + 1)
+def count_distribution(cells: TrainingData, sel: torch.Tensor, rows: torch.Tensor | None = None) -> list[float]:
+    """Weighted probability of 0, 1, 2, ... towers in the given slots per image (of `rows`; the data's multiplicity)."""
+    x, w = (cells.x, cells.weight) if rows is None else (cells.x[rows], cells.weight[rows])
+    if x.shape[0] == 0:
+        return [1.0]
+    counts = (x[:, sel] != 0).sum(dim=1)
+    pmf = torch.bincount(counts, weights=w.to(torch.float64), minlength=int(counts.max()) + 1)
     return (pmf / pmf.sum()).tolist()
 
 
 @torch.no_grad()
-def expected_count_quantiles(generator: SlotGenerator, calo: np.ndarray, *, seed: int, device: torch.device,
-                             draws: int = COUNT_REFERENCE_DRAWS) -> list[list[float]]:
-    """Per calorimeter, the sorted expected tower counts sum(pi) of `draws` noise vectors (the coupling's reference)."""
+def context_logits(generator: SlotGenerator, n_contexts: int, draws: int, *, seed: int,
+                   device: torch.device | str) -> torch.Tensor:
+    """(C, draws, D) logits of `draws` noise vectors generated for every context (the same noise for each)."""
     rng = torch.Generator(device=device).manual_seed(int(seed))
-    sums = []
+    out = []
     for start in range(0, draws, 4096):
         k = min(4096, draws - start)
-        pi = torch.sigmoid(generator(torch.randn(k, generator.spec.noise_dim, generator=rng, device=device))[0])
-        sums.append(torch.stack([pi[:, torch.as_tensor(calo == c, device=device)].sum(dim=1) for c in range(2)], 1))
-    ref = torch.cat(sums).sort(dim=0).values.cpu().to(torch.float64)  # (draws, 2)
-    return [ref[:, c].tolist() for c in range(2)]
+        noise = torch.randn(k, generator.spec.noise_dim, generator=rng, device=device)
+        out.append(torch.stack([generator(noise, torch.full((k,), c, device=device, dtype=torch.long))[0]
+                                for c in range(n_contexts)]))
+    return torch.cat(out, dim=1)
+
+
+@torch.no_grad()
+def expected_count_quantiles(generator: SlotGenerator, calo: np.ndarray, *, seed: int, device: torch.device,
+                             draws: int = COUNT_REFERENCE_DRAWS) -> list[list[list[float]]]:
+    """Per context and calorimeter, the sorted expected tower counts sum(pi) of `draws` noise vectors generated for
+    that context (the multiplicity coupling's reference)."""
+    pi = torch.sigmoid(context_logits(generator, generator.spec.n_contexts, draws, seed=seed, device=device))
+    sel = [torch.as_tensor(calo == c, device=pi.device) for c in range(2)]
+    ref = torch.stack([pi[:, :, sel[c]].sum(dim=2) for c in range(2)], dim=2).sort(dim=1).values  # (C, draws, 2)
+    ref = ref.cpu().to(torch.float64)
+    return [[ref[a, :, c].tolist() for c in range(2)] for a in range(ref.shape[0])]
+
+
+def context_occupancy(cells: TrainingData, muon_context: torch.Tensor,
+                      slot_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D,) each slot's weighted occupancy among the images of the contexts where it is a cell, and the (C, D)
+    share of each context in it (the weights of a context's generated draws for that slot)."""
+    mask = slot_mask.to(torch.float64)  # (C, D)
+    w = cells.weight.to(torch.float64)
+    onehot = nn.functional.one_hot(muon_context.long(), mask.shape[0]).to(torch.float64)  # (N, C)
+    share = (w @ onehot) / w.sum()  # (C,)
+    hits = (onehot * w[:, None]).T @ (cells.x != 0).to(torch.float64)  # (C, D) weighted hits per context
+    coef = share[:, None] * mask
+    occupancy = (hits * mask).sum(dim=0) / w.sum() / coef.sum(dim=0).clamp_min(1e-300)
+    return occupancy, coef / coef.sum(dim=0).clamp_min(1e-300)
+
+
+@torch.no_grad()
+def calibrate_context_occupancy(generator: SlotGenerator, cells: TrainingData, muon_context: torch.Tensor, *,
+                                seed: int, device: torch.device | str, draws: int = CALIBRATION_DRAWS,
+                                iterations: int = 50) -> dict[str, float]:
+    """Shift each slot's logit so that its mean occupancy, generated for the muons' contexts, is the data's.
+
+    The per-context version of model/decoupled.py's calibrate_occupancy: per slot, the occupancy among
+    the data's images of each context where the slot is a cell, against the generator's over draws for
+    that context, both weighted by the contexts' shares; solved for all slots at once by bisection.
+    """
+    generator.eval()
+    n_ctx = generator.spec.n_contexts
+    target, coef = (t.to(device) for t in context_occupancy(cells, muon_context, generator.slot_mask.cpu()))
+    per_context = max(1024, draws // n_ctx)
+    logits = context_logits(generator, n_ctx, per_context, seed=seed, device=device).to(torch.float64)  # (C, n, D)
+    lo = torch.full_like(target, -CALIBRATION_SHIFT_MAX)
+    hi = torch.full_like(target, CALIBRATION_SHIFT_MAX)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        above = (coef * torch.sigmoid(logits + mid).mean(dim=1)).sum(dim=0) > target
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    shift = 0.5 * (lo + hi)
+    before = float((coef * torch.sigmoid(logits).mean(dim=1)).sum(dim=0).mean())
+    generator.logit_offset.add_(shift.to(generator.logit_offset.dtype))
+    hit = target > 0
+    summary = {
+        "draws": int(per_context * n_ctx), "data_occupancy": float(target.mean()), "mean_pi_before": before,
+        "mean_pi_after": float((coef * torch.sigmoid(logits + shift).mean(dim=1)).sum(dim=0).mean()),
+        "max_abs_shift_hit_pixels": float(shift[hit].abs().max()) if bool(hit.any()) else 0.0,
+    }
+    log.info("occupancy calibration per context: mean pi %.5f -> %.5f (data %.5f), largest shift of a hit slot %.2f",
+             summary["mean_pi_before"], summary["mean_pi_after"], summary["data_occupancy"],
+             summary["max_abs_shift_hit_pixels"])
+    return summary
+
+
+def weighted_quantiles(values: np.ndarray, weight: np.ndarray, levels: np.ndarray) -> list[float]:
+    """Quantiles of weighted values at `levels` (interpolated weighted CDF; levels 0 and 1 are the min and max)."""
+    order = np.argsort(values)
+    v, cw = values[order], np.cumsum(weight[order])
+    mid = (cw - 0.5 * weight[order]) / cw[-1]  # each value at the middle of its weight
+    return np.interp(levels, np.r_[0.0, mid, 1.0], np.r_[v[0], v, v[-1]]).tolist()
+
+
+def data_et_quantiles(cells: TrainingData, calo: np.ndarray) -> list[list[float]]:
+    """Per calorimeter, the quantiles (ET_QUANTILE_LEVELS) of the data's tower ET, weighted like the images."""
+    out = []
+    for c in range(2):
+        x = cells.x[:, torch.from_numpy(calo == c)]
+        nz = x != 0
+        out.append(weighted_quantiles(x[nz].double().numpy(), cells.weight[:, None].expand_as(x)[nz].double().numpy(),
+                                      ET_QUANTILE_LEVELS))
+    return out
+
+
+def generated_et_quantiles(model: TowerModel, *, seed: int, device: torch.device | str,
+                           n: int = ET_REFERENCE_IMAGES) -> list[list[float]]:
+    """Per calorimeter, the quantiles of the ET of generated towers that reach the image (before the ET map)."""
+    towers, _ = generate_towers(model, n, seed=seed, device=device, progress=False, match_et=False, render_images=False)
+    calo = tower_calorimeter(towers)
+    et = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
+    out = []
+    for c in range(2):
+        v = et[calo == c]
+        if v.size < 2:
+            raise ModelError(f"the trained generator made {v.size} {CALOS[c]} towers in {n} images; cannot map its "
+                             "tower ET to the data's (train longer or check the training data)")
+        out.append(weighted_quantiles(v, np.ones(v.size), ET_QUANTILE_LEVELS))
+    return out
 
 
 def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | None, *,
@@ -460,25 +582,40 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
     centre = torch.cat([per_slot[c] * ranges[c]["mean_log"] for c in range(2)])  # calorimeter's mean log excess
     scale = torch.cat([per_slot[c] * ranges[c]["sigma_log"] for c in range(2)])
     eta_mean = slot_log_mean(cells, offset, centre)
-    spec = SlotGeneratorSpec(n_slots=slots.n_slots, noise_dim=cfg.noise_dim, width=cfg.width)
+    # the generator's condition: each training muon's HCal context (barrel / endcap row heights)
+    contexts = np.unique(slots.grids[1].context(np.asarray(data.muon_eta, dtype=np.float64)))
+    muon_context = torch.from_numpy(context_index(slots, np.asarray(data.muon_eta), contexts))  # (N,)
+    spec = SlotGeneratorSpec(n_slots=slots.n_slots, noise_dim=cfg.noise_dim, width=cfg.width,
+                             n_contexts=int(contexts.size))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "init"))
-        generator = SlotGenerator(spec)
-    generator.init_from_marginals(occupancy, eta_mean, centre, scale)
+        generator = SlotGenerator(spec, context_slot_mask(slots, contexts))
+    # started at each slot's occupancy given its context (an HCal slot is a cell in one context only)
+    generator.init_from_marginals(context_occupancy(cells, muon_context, generator.slot_mask)[0], eta_mean, centre,
+                                  scale)
     generator.to(device)
     likelihoods.to(device)
     n_e = slots.n_of(0)
     optimizer = torch.optim.Adam([*generator.parameters(), *likelihoods.parameters()], lr=cfg.lr)
     objective = get_objective(cfg.objective)
-    log.info("towers: %d ECal + %d HCal slots, %d training images, tower_count %s, K=%d", n_e, slots.n_of(1),
-             len(cells), cfg.tower_count, cfg.K)
+    muon_context_dev = muon_context.to(device)
+    log.info("towers: %d ECal + %d HCal slots, %d HCal contexts %s, %d training images, tower_count %s, K=%d", n_e,
+             slots.n_of(1), contexts.size, contexts.tolist(), len(cells), cfg.tower_count, cfg.K)
 
     def step(batch: Batch) -> dict[str, torch.Tensor]:
         x, w = batch.x, batch.weight
+        ctx = muon_context_dev[batch.index.to(device)]  # (B,) each image's context
         noise = torch.randn(cfg.K, cfg.noise_dim, generator=batch.rng, device=device)
-        logits, eta = generator(noise)  # (K, D)
-        ll = (log_likelihood_matrix(x[:, :n_e], logits[:, :n_e], eta[:, :n_e], likelihoods[0])
-              + log_likelihood_matrix(x[:, n_e:], logits[:, n_e:], eta[:, n_e:], likelihoods[1]))  # (B, K)
+        ll = torch.zeros(x.shape[0], cfg.K, dtype=x.dtype, device=device)
+        pis = []
+        for c in torch.unique(ctx).tolist():  # the few contexts of the batch (<= 4), not its images
+            rows = (ctx == c).nonzero(as_tuple=True)[0]
+            logits, eta = generator(noise, torch.full((cfg.K,), c, dtype=torch.long, device=device))  # (K, D)
+            xc = x[rows]
+            part = (log_likelihood_matrix(xc[:, :n_e], logits[:, :n_e], eta[:, :n_e], likelihoods[0])
+                    + log_likelihood_matrix(xc[:, n_e:], logits[:, n_e:], eta[:, n_e:], likelihoods[1]))  # (b, K)
+            ll = ll.index_copy(0, rows, part)
+            pis.append(torch.sigmoid(logits.detach()).mean())
         loss = weighted_loss(objective(ll), w)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -486,7 +623,7 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         with torch.no_grad():
             lld = ll.detach()
             return {"loss": loss.detach(), "paper_ll": (w * paper_objective(lld)).mean(),
-                    "bound_ll": (w * bound_objective(lld)).mean(), "mean_pi": torch.sigmoid(logits.detach()).mean()}
+                    "bound_ll": (w * bound_objective(lld)).mean(), "mean_pi": torch.stack(pis).mean()}
 
     modules = {"generator": generator, "likelihoods": likelihoods}
     rows, start = run_epochs(
@@ -501,14 +638,26 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         # the muons whose grids generated images are drawn on (weighted like the training images)
         "muons": {"eta": np.asarray(data.muon_eta, dtype=np.float64).tolist(),
                   "phi": np.asarray(data.muon_phi, dtype=np.float64).tolist(), "weight": w.tolist()},
-        "count_pmf": [count_distribution(cells, sels[c]) for c in range(2)],
+        "contexts": contexts.tolist(),
+        # per context (the generator's order) and calorimeter: the data's tower multiplicity
+        "count_pmf": [[count_distribution(cells, sels[c], muon_context == a) for c in range(2)]
+                      for a in range(contexts.size)],
+        "et_quantiles": {"levels": ET_QUANTILE_LEVELS.tolist(), "data": data_et_quantiles(cells, slots.calo)},
+        "dominant_fraction": dominant_fraction_quantiles(data.towers),
     }
     if cfg.calibrate_occupancy:  # after the checkpoints: a resumed run trains the uncalibrated model
-        fixed["occupancy_calibration"] = calibrate_occupancy(
-            generator, occupancy, seed=derive_seed(cfg.seed, "occupancy_calibration"), device=device,
-            draws=CALIBRATION_DRAWS)
+        fixed["occupancy_calibration"] = calibrate_context_occupancy(
+            generator, cells, muon_context, seed=derive_seed(cfg.seed, "occupancy_calibration"), device=device)
     fixed["count_reference"] = expected_count_quantiles(generator, slots.calo, seed=derive_seed(cfg.seed, "counts"),
                                                         device=device)
+    # the generated towers' ET quantiles (before the map), so that sampling maps them onto the data's
+    model = TowerModel(generator, likelihoods, fixed)
+    if cfg.tower_count == "bernoulli":  # the data's spread of tower counts per image (multiplicity has it exactly)
+        fixed["count_copula"] = fit_count_copula(model, cells, muon_context, seed=derive_seed(cfg.seed, "copula"),
+                                                 device=device)
+    fixed["et_quantiles"]["generated"] = generated_et_quantiles(model, seed=derive_seed(cfg.seed, "et_reference"),
+                                                                device=device)
+    generator.train()
     return TrainResult(modules, cfg, fixed, rows, str(device), start,
                        {"n_slots": slots.n_slots, "n_towers": int(len(data.towers.deta))})
 
@@ -516,6 +665,11 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
 def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> TowerModel:
     """The trained tower model from a model.pt record."""
     fixed = record["fixed"]
+    if record.get("format") != MODEL_FORMAT or "n_contexts" not in fixed["generator_spec"] \
+            or "et_quantiles" not in fixed:
+        raise ModelError(f"tower model of format {record.get('format')!r} (an unconditional slot generator without "
+                         f"the tower-ET map); this version reads {MODEL_FORMAT!r}: retrain it with `python -m model "
+                         "train`")
     generator = SlotGenerator(SlotGeneratorSpec(**fixed["generator_spec"]))
     generator.load_state_dict(record["modules"]["generator"])
     likelihoods = nn.ModuleList()
@@ -529,7 +683,7 @@ def rebuild(record: dict[str, Any], device: torch.device | str = "cpu") -> Tower
 
 
 def conditional(model: TowerModel) -> bool:
-    """The towers family is unconditional."""
+    """Not pT-conditional (the HCal context is drawn with the muon inside the family)."""
     return False
 
 
@@ -624,37 +778,87 @@ def slot_visibility(slots: SlotMap, mu_eta: np.ndarray, mu_phi: np.ndarray, imag
     return seen.reshape(n, d).sum(axis=0) / np.maximum(same.sum(axis=0), 1)
 
 
-def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) -> TowerSet:
-    """The towers of len(noise) images: slots, ET, their cells around a drawn muon, a point in each; only the
-    towers that reach the image (contributing_towers), as in the data."""
+def copula_uniforms(rho: list[float], calo: np.ndarray, k: int, rng: torch.Generator,
+                    device: torch.device | str) -> torch.Tensor:
+    """(k, D) uniforms, each uniform on its own but sharing one normal factor per image (a one-factor Gaussian copula
+    with loading rho[c] in calorimeter c): z = u < p keeps every slot's chance p and spreads the number of towers
+    per image like the data's (busy and quiet events: the pile-up varies), which independent draws do not."""
+    loading = torch.as_tensor(np.asarray(rho, dtype=np.float64)[calo], dtype=torch.float32, device=device)  # (D,)
+    g = torch.randn(k, 1, generator=rng, device=device)
+    e = torch.randn(k, calo.size, generator=rng, device=device)
+    return torch.special.ndtr(loading * g + torch.sqrt(1 - loading ** 2) * e)
+
+
+@torch.no_grad()
+def fit_count_copula(model: TowerModel, cells: TrainingData, muon_context: torch.Tensor, *, seed: int,
+                     device: torch.device | str, draws: int = CALIBRATION_DRAWS, iterations: int = 12) -> list[float]:
+    """Per calorimeter, the copula loading whose generated variance of the tower count per image is the data's.
+
+    Reference draws: weighted training muons, the generator's pi for their contexts (the data's
+    visible occupancy, as the data's counts are of visible towers); the count variance rises with the
+    loading, solved by bisection on common random numbers. 0 where independent draws already spread
+    the counts as much as the data.
+    """
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    w = cells.weight.to(torch.float64)
+    cdf = torch.cumsum(w, 0)
+    pick = torch.searchsorted(cdf / cdf[-1], torch.rand(draws, dtype=torch.float64, generator=torch.Generator()
+                                                       .manual_seed(int(seed)))).clamp(max=len(w) - 1)
+    noise = torch.randn(draws, model.generator.spec.noise_dim, generator=rng, device=device)
+    pi = torch.sigmoid(model.generator(noise, muon_context[pick].to(device))[0])  # (draws, D)
+    g = torch.randn(draws, 1, generator=rng, device=device)
+    e = torch.randn(pi.shape, generator=rng, device=device)
+    calo = torch.as_tensor(model.slots.calo, device=device)
+    rho = []
+    for c in range(2):
+        sel = calo == c
+        n_data = (cells.x[:, torch.from_numpy(model.slots.calo == c)] != 0).sum(dim=1).to(torch.float64)
+        mean = (w * n_data).sum() / w.sum()
+        target = float((w * (n_data - mean) ** 2).sum() / w.sum())
+
+        def variance(r: float, sel: torch.Tensor = sel) -> float:
+            u = torch.special.ndtr(r * g + math.sqrt(1 - r * r) * e[:, sel])
+            return float((u < pi[:, sel]).sum(dim=1).to(torch.float64).var())
+
+        lo, hi = 0.0, 0.95
+        if variance(lo) >= target:
+            rho.append(0.0)
+            continue
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if variance(mid) < target else (lo, mid)
+        rho.append(0.5 * (lo + hi))
+    log.info("count copula loadings (ECal, HCal): %.3f, %.3f", *rho)
+    return rho
+
+
+@torch.no_grad()
+def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator, *, match_et: bool = True) -> TowerSet:
+    """The towers of len(noise) images: a weighted training muon, slots generated for its HCal context, ET, their
+    cells around the muon, a point in each; only the towers that reach the image (contributing_towers), as in the
+    data. With match_et, each calorimeter's tower ET is mapped onto the data's quantiles (map_tower_et)."""
     fixed, slots, image = model.fixed, model.slots, model.fixed["image"]
-    logits, eta = model.generator(noise)  # (k, D)
     k, n_e, dev = noise.shape[0], slots.n_of(0), noise.device
     calos = (slice(0, n_e), slice(n_e, None))
-    # the HCal context of each image: the noise draw's expected HCal count in each context's slots, relative to
-    # the context's mean, times the context's share of the training muons (the generator learns the contexts
-    # as modes of its noise: an endcap-like draw fills only endcap slots)
-    pi = torch.sigmoid(logits)
-    counts_by_context = torch.stack([pi[:, torch.as_tensor(model.context_slots(a), device=dev)].sum(dim=1)
-                                     for a in model.contexts], dim=1).double().cpu().numpy()  # (k, C)
-    cdf = torch.as_tensor(np.cumsum(model.context_posterior(counts_by_context), axis=1), device=dev)
-    context_idx = torch.searchsorted(cdf, torch.rand(k, 1, generator=rng, device=dev, dtype=cdf.dtype),
-                                     right=True).clamp(max=len(model.contexts) - 1)[:, 0].cpu().numpy()
+    # a weighted training muon first: its context is the generator's condition, its grid the towers' cells
     u_muon = torch.rand(k, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
-    pick = np.empty(k, dtype=np.int64)
-    for i, a in enumerate(model.contexts):  # a weighted training muon of the chosen context
-        rows, members = np.flatnonzero(context_idx == i), np.flatnonzero(model.muon_context == a)
-        mcdf = np.cumsum(model.muon_weight[members])
-        pick[rows] = members[np.searchsorted(mcdf / mcdf[-1], u_muon[rows], side="right").clip(max=members.size - 1)]
+    mcdf = np.cumsum(model.muon_weight)
+    pick = np.searchsorted(mcdf / mcdf[-1], u_muon, side="right").clip(max=mcdf.size - 1)
+    context = torch.as_tensor(model.muon_context[pick], device=dev)
+    logits, eta = model.generator(noise, context)  # (k, D); other contexts' HCal slots masked
+    pi = torch.sigmoid(logits)
     # the chance of a tower in the cell: the visibility within the context divided out (capped at 1)
     visibility = torch.as_tensor(model.visibility, dtype=logits.dtype, device=dev).clamp_min(1e-3)
-    gain = np.where(model.slots.calo[None, :] == 1, model.context_gain[context_idx][:, None], 1.0)  # (k, D)
-    p_cell = (pi * torch.as_tensor(gain, dtype=pi.dtype, device=dev) / visibility).clamp(max=1.0)
+    p_cell = (pi / visibility).clamp(max=1.0)
     counts = None
     if fixed["tower_count"] == "multiplicity":
         # candidates in Gumbel top-k order; the first `count` that reach the image are kept (below)
-        counts = torch.stack([coupled_counts(torch.sigmoid(logits[:, cols]), fixed["count_reference"][c],
-                                             fixed["count_pmf"][c]) for c, cols in enumerate(calos)], dim=1)
+        counts = torch.zeros(k, 2, dtype=torch.long, device=dev)
+        for a in torch.unique(context).tolist():  # the few contexts (<= 4): each has its own counts
+            rows = (context == a).nonzero(as_tuple=True)[0]
+            counts[rows] = torch.stack([coupled_counts(pi[rows][:, cols], fixed["count_reference"][a][c],
+                                                       fixed["count_pmf"][a][c]) for c, cols in enumerate(calos)],
+                                       dim=1)
         keys = logits - torch.log(-torch.log(torch.rand(logits.shape, generator=rng, device=dev).clamp_min(1e-20)))
         rank = torch.cat([torch.argsort(torch.argsort(keys[:, cols], dim=1, descending=True), dim=1)
                           for cols in calos], dim=1)  # (k, D) rank within the calorimeter
@@ -662,7 +866,7 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
                            else slots.n_slots - n_e) for c in range(2)], dim=1)
         z = rank < reach
     else:
-        z = torch.rand(logits.shape, generator=rng, device=dev) < p_cell
+        z = copula_uniforms(fixed.get("count_copula", [0.0, 0.0]), slots.calo, k, rng, dev) < p_cell
     et = torch.cat([truncated_tower_et(model.likelihoods[c], eta[:, cols], fixed["et_range"][c]["min_et_gev"],
                                        fixed["et_range"][c]["max_et_gev"], rng) for c, cols in enumerate(calos)], dim=1)
     img, slot = (t.cpu().numpy() for t in z.nonzero(as_tuple=True))  # row-major: grouped by image
@@ -684,7 +888,78 @@ def draw_towers(model: TowerModel, noise: torch.Tensor, rng: torch.Generator) ->
         keep_sorted = (hits == 1) & (taken < allowed)
         reaches = np.zeros_like(reaches)
         reaches[order[keep_sorted]] = True
-    return select_towers(towers, reaches)
+    towers = select_towers(towers, reaches)
+    if match_et:
+        towers = map_tower_et(model, towers)
+    if "dominant_fraction" in fixed:  # share the ET between the tower's ECal and HCal parts as in the data
+        u = torch.rand(towers.n_towers, generator=rng, device=dev, dtype=torch.float64).cpu().numpy()
+        towers = split_tower_et(towers, fixed["dominant_fraction"], u)
+    return towers
+
+
+def dominant_fraction_quantiles(towers: TowerSet) -> dict[str, list]:
+    """Per calorimeter and tower-ET bin (edges at the data's ET_SHARE_BINS quantiles), the quantiles (101 levels) of
+    the share of a tower's ET in its dominant part, over the data's towers (unweighted): a real tower often has
+    both an ECal and an HCal part, the hottest ones most of all."""
+    e, h = np.asarray(towers.et_ecal, dtype=np.float64), np.asarray(towers.et_hcal, dtype=np.float64)
+    calo = tower_calorimeter(towers)
+    total = e + h
+    share = np.where(calo == 1, h, e) / np.maximum(total, 1e-30)
+    levels = np.linspace(0.0, 1.0, 101)
+    edges, quantiles = [], []
+    for c in range(2):
+        sel = calo == c
+        if not sel.any():
+            edges.append([])
+            quantiles.append([[1.0] * levels.size])
+            continue
+        cuts = np.quantile(total[sel], ET_SHARE_BINS)
+        bins = np.searchsorted(cuts, total[sel], side="right")
+        edges.append(cuts.tolist())
+        quantiles.append([np.quantile(share[sel][bins == b], levels).tolist() if np.any(bins == b)
+                          else [1.0] * levels.size for b in range(cuts.size + 1)])
+    return {"et_edges": edges, "quantiles": quantiles}
+
+
+def split_tower_et(towers: TowerSet, table: dict[str, list] | list, u: np.ndarray) -> TowerSet:
+    """The towers with each one's ET shared between its dominant part (a share drawn, by the uniforms u (T,), from the
+    data's shares of towers of its calorimeter and ET bin: dominant_fraction_quantiles) and the other calorimeter's
+    part; the total and the dominant calorimeter are kept. It matters where the parts are drawn differently
+    (tower_shape mixed: an ECal point, an HCal cell)."""
+    if isinstance(table, list):  # one ET bin per calorimeter (models trained before the bins)
+        table = {"et_edges": [[], []], "quantiles": [[q] for q in table]}
+    calo = tower_calorimeter(towers)
+    total = np.asarray(towers.et_ecal, dtype=np.float64) + np.asarray(towers.et_hcal, dtype=np.float64)
+    share = np.ones(total.size)
+    for c in range(2):
+        bins = np.searchsorted(np.asarray(table["et_edges"][c], dtype=np.float64), total, side="right")
+        for b, q in enumerate(table["quantiles"][c]):  # a few ET bins, not towers
+            sel = (calo == c) & (bins == b)
+            share[sel] = np.interp(u[sel], np.linspace(0.0, 1.0, len(q)), q)
+    share = share.clip(0.5 + 1e-6, 1.0)  # the dominant part stays dominant
+    dominant, other = share * total, (1.0 - share) * total
+    return TowerSet(offsets=towers.offsets, deta=towers.deta, dphi=towers.dphi,
+                    et_ecal=np.where(calo == 0, dominant, other).astype(np.float32),
+                    et_hcal=np.where(calo == 1, dominant, other).astype(np.float32), edges=towers.edges)
+
+
+def map_tower_et(model: TowerModel, towers: TowerSet) -> TowerSet:
+    """The towers with each calorimeter's ET mapped from the generated quantiles onto the data's (stored at training).
+
+    A monotone map per calorimeter: it keeps which tower of an image is the hottest but gives the
+    towers the data's ET spectrum, so no tower is below the data's smallest (the card's threshold)
+    or above its largest ET.
+    """
+    q = model.fixed["et_quantiles"]
+    calo = tower_calorimeter(towers)
+    parts = [np.asarray(towers.et_ecal, dtype=np.float64), np.asarray(towers.et_hcal, dtype=np.float64)]
+    for c in range(2):
+        sel = calo == c
+        gen, real = np.asarray(q["generated"][c]), np.asarray(q["data"][c])
+        gen = np.maximum.accumulate(gen)  # a non-decreasing abscissa for interp
+        parts[c][sel] = np.interp(parts[c][sel], gen, real)
+    return TowerSet(offsets=towers.offsets, deta=towers.deta, dphi=towers.dphi,
+                    et_ecal=parts[0].astype(np.float32), et_hcal=parts[1].astype(np.float32), edges=towers.edges)
 
 
 def select_towers(towers: TowerSet, keep: np.ndarray) -> TowerSet:
@@ -704,8 +979,10 @@ def render(model: TowerModel, towers: TowerSet) -> np.ndarray:
 
 @torch.no_grad()
 def generate_towers(model: TowerModel, n: int, *, seed: int, batch_size: int = 4096,
-                    device: torch.device | str = "cpu", progress: bool = True) -> tuple[TowerSet, np.ndarray]:
-    """n images' generated towers and their rendered images, reproducible for a seed and device."""
+                    device: torch.device | str = "cpu", progress: bool = True, match_et: bool = True,
+                    render_images: bool = True) -> tuple[TowerSet, np.ndarray]:
+    """n images' generated towers and their rendered images (an empty array without render_images), reproducible
+    for a seed and device; match_et=False leaves out the tower-ET map (the map's own reference draws)."""
     if n < 1:
         raise ModelError(f"number of images to generate must be >= 1, got {n}")
     device = torch.device(device)
@@ -716,10 +993,11 @@ def generate_towers(model: TowerModel, n: int, *, seed: int, batch_size: int = 4
                       mininterval=2.0):
         k = min(batch_size, n - start)
         noise = torch.randn(k, model.generator.spec.noise_dim, generator=rng, device=device)
-        towers = draw_towers(model, noise, rng)
+        towers = draw_towers(model, noise, rng, match_et=match_et)
         sets.append(towers)
-        images.append(render(model, towers))
-    return TowerSet.concatenate(sets), np.concatenate(images)
+        if render_images:
+            images.append(render(model, towers))
+    return TowerSet.concatenate(sets), (np.concatenate(images) if images else np.zeros((0,), dtype=np.float32))
 
 
 def generate(model: TowerModel, n: int, *, seed: int, batch_size: int = 4096, device: torch.device | str = "cpu",

@@ -85,8 +85,8 @@ def test_generated_towers_sit_on_the_grid_within_the_data_et_range(trained, data
         # every generated tower is a cell of the measured grids, at a known slot, one per cell
         muons = model.fixed["muons"]
         assert len(muons["eta"]) == len(data)
-        for c, part in enumerate((towers.et_ecal, towers.et_hcal)):
-            values = part[T.tower_calorimeter(towers) == c]
+        for c in range(2):  # the tower's total ET (its parts are shared as in the data)
+            values = (towers.et_ecal + towers.et_hcal)[T.tower_calorimeter(towers) == c]
             lo, hi = model.fixed["et_range"][c]["min_et_gev"], model.fixed["et_range"][c]["max_et_gev"]
             assert values.size and values.min() >= lo * (1 - 1e-6) and values.max() <= hi * (1 + 1e-6)
         widths = (e[:, 1] - e[:, 0]).astype(np.float64)
@@ -165,3 +165,119 @@ def test_cli_trains_and_samples_a_towers_model(raw, tmp_path):
     assert len(gen) == 50
     model, record = load_model(tmp_path / "model.pt")
     assert record["family"] == "towers" and record["fixed"]["image"]["tower_shape"] == "mixed"
+
+
+def test_generator_is_conditioned_on_the_hcal_context(trained, data):
+    """The slot generator takes a one-hot context: generated for one context, the HCal slots of the others are off."""
+    model = trained["bernoulli"]
+    slots, contexts = model.slots, model.contexts
+    assert contexts.size >= 2 and model.generator.spec.n_contexts == contexts.size
+    noise = torch.randn(64, model.generator.spec.noise_dim, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for c, value in enumerate(contexts):
+        with torch.no_grad():
+            logits, _ = model.generator(noise, torch.full((64,), c))
+        pi = torch.sigmoid(logits).numpy()
+        other = (slots.calo == 1) & (slots.ctx != value)
+        assert other.any() and pi[:, other].max() < 1e-12  # no tower in a cell of another context's grid
+        own = (slots.calo == 1) & (slots.ctx == value)
+        assert pi[:, own].max() > 1e-4 and pi[:, slots.calo == 0].max() > 1e-4
+        outs.append(logits[:, slots.calo == 0])
+    assert not torch.equal(outs[0], outs[1])  # the condition changes the ECal slots too
+
+
+def test_sampling_draws_the_muon_then_its_context(trained, data):
+    """Images of a context get that context's HCal towers at the data's rate; the same seed, the same towers."""
+    model = trained["bernoulli"]
+    n, rng = 4000, torch.Generator().manual_seed(3)
+    noise = torch.randn(n, model.generator.spec.noise_dim, generator=rng)
+    state = rng.get_state()
+    towers = T.draw_towers(model, noise, rng)
+    assert len(towers) == n
+    # the muon of each image: draw_towers' first draw from the stream, a weighted training muon
+    u = torch.rand(n, generator=torch.Generator().set_state(state), dtype=torch.float64).numpy()
+    cdf = np.cumsum(model.muon_weight)
+    ctx = model.muon_context[np.searchsorted(cdf / cdf[-1], u, side="right").clip(max=cdf.size - 1)]
+    gen_hcal = np.bincount(towers.image_index(), weights=T.tower_calorimeter(towers) == 1, minlength=n)
+    real_ctx = model.muon_context  # the training muons, in the data's order
+    real_hcal = np.bincount(data.towers.image_index(), weights=T.tower_calorimeter(data.towers) == 1,
+                            minlength=len(data))
+    for c in range(model.contexts.size):
+        if np.count_nonzero(real_ctx == c) < 50:
+            continue
+        assert gen_hcal[ctx == c].mean() == pytest.approx(real_hcal[real_ctx == c].mean(), rel=0.3), c
+    rng2 = torch.Generator().manual_seed(3)
+    again = T.draw_towers(model, torch.randn(n, model.generator.spec.noise_dim, generator=rng2), rng2)
+    np.testing.assert_array_equal(again.et_hcal, towers.et_hcal)
+    np.testing.assert_array_equal(again.edges, towers.edges)
+
+
+def test_tower_et_follows_the_data_quantiles(trained, data):
+    """After the ET map each calorimeter's tower ET follows the data's spectrum, within the data's range."""
+    slots, cells = T.slot_data(data)
+    for model in trained.values():
+        towers, _ = T.generate_towers(model, 3000, seed=4, progress=False)
+        calo = T.tower_calorimeter(towers)
+        et = towers.et_ecal + towers.et_hcal
+        for c in range(2):
+            x = cells.x[:, torch.from_numpy(slots.calo == c)]
+            real = x[x != 0].numpy()
+            gen = et[calo == c]
+            assert gen.min() >= real.min() * (1 - 1e-6) and gen.max() <= real.max() * (1 + 1e-6)
+            for q in (0.25, 0.5, 0.75):
+                assert np.quantile(gen, q) == pytest.approx(np.quantile(real, q), rel=0.2), (c, q)
+        unmapped, _ = T.generate_towers(model, 300, seed=4, progress=False, match_et=False, render_images=False)
+        mapped, _ = T.generate_towers(model, 300, seed=4, progress=False, render_images=False)
+        np.testing.assert_array_equal(unmapped.edges, mapped.edges)  # the map changes ET only, monotonically
+        for part in ("et_ecal", "et_hcal"):  # monotone within each calorimeter
+            u, m = getattr(unmapped, part), getattr(mapped, part)
+            order = np.argsort(u[u > 0], kind="stable")
+            assert (np.diff(m[u > 0][order]) >= -1e-5).all()
+
+
+def test_an_old_unconditional_record_asks_to_be_retrained(trained, data, tmp_path):
+    result = T.train(data, TrainConfig(**{**SMALL, "epochs": 1}), None, progress=False)
+    path = tmp_path / "model.pt"
+    save_model(path, result, data)
+    record = torch.load(path, weights_only=False)
+    old = {**record, "format": "sparse-muon-towers-model/1"}
+    old["fixed"] = {k: v for k, v in record["fixed"].items() if k not in ("contexts", "et_quantiles")}
+    old["fixed"]["generator_spec"] = {k: v for k, v in record["fixed"]["generator_spec"].items() if k != "n_contexts"}
+    with pytest.raises(ModelError, match="retrain"):
+        T.rebuild(old)
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ModelError, match="retrain"):
+        load_model(tmp_path / "old.pt")
+
+
+def test_count_copula_keeps_each_cell_and_spreads_the_counts(trained):
+    """The one-factor copula: each uniform stays uniform (every cell keeps its chance), the counts spread with rho."""
+    calo = np.r_[np.zeros(300, np.int64), np.ones(100, np.int64)]
+    p = torch.full((20000, 400), 0.02)
+    variances = []
+    for rho in ([0.0, 0.0], [0.3, 0.6]):
+        u = T.copula_uniforms(rho, calo, 20000, torch.Generator().manual_seed(1), "cpu")
+        assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float((u < 0.02).float().mean()) - 0.02) < 0.001
+        counts = (u < p).sum(dim=1).double()
+        variances.append(float(counts.var()))
+    assert variances[1] > 1.5 * variances[0]  # independent draws: binomial 400 * 0.02 * 0.98 = 7.8
+    assert variances[0] == pytest.approx(400 * 0.02 * 0.98, rel=0.1)
+    rho = trained["bernoulli"].fixed["count_copula"]
+    assert len(rho) == 2 and all(0.0 <= r < 0.95 for r in rho)
+    assert "count_copula" not in trained["multiplicity"].fixed  # count-then-place draws the data's counts
+
+
+def test_tower_et_is_shared_between_the_parts_as_in_the_data(trained, data):
+    """Generated towers get an ECal and an HCal part with the data's share in the dominant one; totals are kept."""
+    real = T.dominant_fraction_quantiles(data.towers)
+    model = trained["bernoulli"]
+    towers, _ = T.generate_towers(model, 2000, seed=9, progress=False)
+    e, h = towers.et_ecal.astype(np.float64), towers.et_hcal.astype(np.float64)
+    calo = T.tower_calorimeter(towers)
+    share = np.where(calo == 1, h, e) / (e + h)
+    for c in range(2):  # the lowest ET bin holds half the towers: its median share
+        low = (calo == c) & ((e + h) < real["et_edges"][c][0])
+        assert np.median(share[low]) == pytest.approx(real["quantiles"][c][0][50], abs=0.05)
+    split = T.split_tower_et(towers, real, np.random.default_rng(0).random(towers.n_towers))
+    np.testing.assert_allclose(split.et_ecal + split.et_hcal, e + h, rtol=1e-5)
+    np.testing.assert_array_equal(T.tower_calorimeter(split), calo)
