@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import shlex
 import subprocess
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.settings import READS as ANALYSIS_READS  # noqa: E402
 from common.settings import check_section, schema_path, section_json  # noqa: E402
 from model.settings import READS as TRAINING_READS  # noqa: E402
+from model.settings import model_settings  # noqa: E402
 
 SAMPLES = ("signal", "background")
 BASELINE = "independent_pixels"
@@ -123,21 +123,18 @@ class Study:
                 self.trained[f"{model}_seed{k}"] = (model, self.seed + k - 1)
         self.jobs: list[Job] = []
 
-    def family(self, entry: str) -> str:
-        return self.training["models"][entry].get("family", self.training.get("family", "decoupled"))
-
     def train_cost(self, entry: str) -> float:
         """Relative cost of training `entry` (its family's, and a GAN's by its epochs)."""
-        family = self.family(entry)
-        epochs = self.training["models"][entry].get("epochs", self.training["epochs"])
-        return TRAIN_COST.get(family, 1) * (epochs / 20 if family == "gan" else 1)
+        settings = model_settings(self.training, entry)
+        family = settings["family"]
+        return TRAIN_COST.get(family, 1) * (settings["epochs"] / 20 if family == "gan" else 1)
 
     def train_settings(self, command: str, name: str, entry: str) -> str:
         return section_json(self.training, TRAINING_READS[command], models={name: self.training["models"][entry]})
 
     def add_regime(self, regime: str, data: Path) -> None:
         w = self.args.workdir / regime
-        metrics_json = json.dumps(json.loads(section_json(self.analysis, ANALYSIS_READS["metrics"])))
+        metrics_json = section_json(self.analysis, ANALYSIS_READS["metrics"])
         for sample in SAMPLES:
             real = data / sample / "images.h5"
             if not real.is_file():
@@ -274,10 +271,7 @@ def pack(study: Study, out: Path, t0: float, pytest_log: Path | None) -> None:
         f.write("job\trc\tseconds\n")
         for j in study.jobs:
             f.write(f"{j.name}\t{j.rc}\t{j.seconds:.1f}\n")
-    with tarfile.open(out / "study.tar.gz", "w:gz") as tar:
-        tar.add(table, "jobs.tsv")
-        if pytest_log and pytest_log.exists():
-            tar.add(pytest_log, "pytest.log")
+    with tarfile.open(out / "study.tar.gz", "w:gz") as tar:  # jobs.tsv and pytest.log are in w too
         for p in sorted(w.rglob("*")):
             rel = p.relative_to(w)
             if p.is_file() and rel.parts[1:2] != ("generated",) and "checkpoints" not in rel.parts \
