@@ -49,6 +49,9 @@ class TrainConfig:
     gan_label_flip: float = 0.0  # gan, nonsaturating: probability of flipping a real/fake label (LAGAN: 0.05)
     gan_threshold_output: bool = False  # gan: non-zero generated pixels start at the data's ET threshold
     gan_minibatch_average: bool = False  # gan: minibatch discrimination averages over the batch (not sums)
+    gan_straight_through: bool = False  # gan: switched-off pixels get gradients (straight-through output)
+    gan_adam_beta1: float = 0.5  # gan: Adam's beta1 of both networks (LAGAN 0.5; WGAN-GP paper 0)
+    gan_adam_beta2: float = 0.999  # gan: Adam's beta2 of both networks (LAGAN 0.999; WGAN-GP paper 0.9)
     kl_weight: float = 1.0  # vae: weight of the KL term (1: the ELBO)
     sarm_channels: int = 16  # sarm: feature maps of each PixelCNN stack
     sarm_layers: int = 5  # sarm: gated masked-convolution layers
@@ -68,7 +71,11 @@ class TrainConfig:
             raise ModelError(f"training setting 'gan_gp_weight' must be >= 0, got {self.gan_gp_weight}")
         if not 0 <= float(self.gan_label_flip) < 0.5:
             raise ModelError(f"training setting 'gan_label_flip' must be in [0, 0.5), got {self.gan_label_flip}")
-        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output", "gan_minibatch_average"):
+        for name in ("gan_adam_beta1", "gan_adam_beta2"):
+            if not 0 <= float(getattr(self, name)) < 1:
+                raise ModelError(f"training setting '{name}' must be in [0, 1), got {getattr(self, name)}")
+        for name in ("gan_spectral_norm", "gan_sparsity_features", "gan_threshold_output", "gan_minibatch_average",
+                     "gan_straight_through"):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"training setting '{name}' must be true or false, got {getattr(self, name)!r}")
         if self.tower_count not in ("bernoulli", "multiplicity"):

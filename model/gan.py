@@ -58,7 +58,8 @@ D_LC_CHANNELS = 8
 #: minibatch discrimination: number of kernels and their dimension (LAGAN: 20 and 10)
 MBD_KERNELS = 20
 MBD_KERNEL_DIM = 10
-ADAM_BETAS = (0.5, 0.999)
+#: temperature (in pre-activation units) of the threshold step's surrogate gradient (gan_straight_through)
+STRAIGHT_THROUGH_TEMPERATURE = 0.1
 #: one-sided label smoothing (Salimans et al. 2016, with minibatch discrimination): the discriminator's
 #: target for real images; 1 lets it saturate, and on small samples some seeds then blow the generated ET up
 REAL_LABEL = 0.9
@@ -219,6 +220,8 @@ class LaganGenerator(nn.Module):
         self.lc2 = LocallyConnected2d(G_LC_CHANNELS, G_LC_CHANNELS, n // 2, 3, padding=1)
         self.out = LocallyConnected2d(G_LC_CHANNELS, 1, n, 3, padding=1, init="glorot")
         self.register_buffer("scale_gev", torch.tensor(float(spec.scale_gev)))
+        #: training only (gan_straight_through): gradients also reach pixels the output switched off
+        self.straight_through = False
 
     def pre_activation(self, noise: torch.Tensor) -> torch.Tensor:
         """(K, npix, npix) output before the ReLU (in units of scale_gev)."""
@@ -234,6 +237,14 @@ class LaganGenerator(nn.Module):
         x = F.relu(a) * self.scale_gev  # (K, n, n) GeV, exact zeros
         if self.spec.threshold_gev > 0:  # like the detector: zero, or at least the tower threshold
             x = torch.where(a > 0, x + self.spec.threshold_gev, torch.zeros_like(x))
+        if self.straight_through and torch.is_grad_enabled():
+            # the same values, but the gradient of a smooth surrogate: a * scale (+ the threshold step smoothed,
+            # x0 sigmoid(a / T)). The ReLU's zero gradient for a <= 0 makes a switched-off pixel dead for good:
+            # the critic can push pixels off but never on again (the collapse to empty images).
+            s = a * self.scale_gev
+            if self.spec.threshold_gev > 0:
+                s = s + self.spec.threshold_gev * torch.sigmoid(a / STRAIGHT_THROUGH_TEMPERATURE)
+            x = x + (s - s.detach())
         return x
 
     @torch.no_grad()
@@ -411,8 +422,10 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
     generator, discriminator = build_gan(spec, cfg.seed, data.occupancy(), critic_options(cfg, data))
     generator.to(device)
     discriminator.to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=ADAM_BETAS)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=ADAM_BETAS)
+    betas = (float(cfg.gan_adam_beta1), float(cfg.gan_adam_beta2))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=betas)
+    generator.straight_through = bool(cfg.gan_straight_through)
     every = int(cfg.gan_critic_steps)
     wasserstein = cfg.gan_loss == "wgan_gp"
     flip = float(cfg.gan_label_flip)

@@ -266,6 +266,30 @@ def test_threshold_output_makes_zeros_or_values_above_the_threshold():
         dataclasses.replace(spec, threshold_gev=-1.0).check()
 
 
+@pytest.mark.parametrize("threshold_gev", [0.0, 0.7])
+def test_straight_through_output_keeps_the_values_and_gives_switched_off_pixels_a_gradient(threshold_gev):
+    """gan_straight_through: the generated images are unchanged (training and sampling), but a pixel the output
+    switched off (pre-activation <= 0) gets a gradient, pointing up where the loss wants more ET; without it none."""
+    spec = gan.GanSpec(npix=16, noise_dim=8, width=32, scale_gev=2.0, threshold_gev=threshold_gev)
+    noise = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    grads, images = [], []
+    for straight in (False, True):
+        generator, _ = gan.build_gan(spec, seed=3)
+        generator.straight_through = straight
+        a = generator.pre_activation(noise).detach()
+        x = generator(noise)
+        images.append(x.detach())
+        (-x.sum()).backward()  # a loss that wants every pixel brighter
+        grads.append(generator.out.bias.grad[:, 0].clone())
+        off = (a <= 0).all(dim=0).flatten()  # positions switched off for every noise draw
+    assert off.any()
+    torch.testing.assert_close(images[0], images[1], rtol=0, atol=0)
+    assert torch.all(grads[0][off] == 0)  # the ReLU: dead for good
+    assert torch.all(grads[1][off] < 0)  # gradient descent raises their bias: they can switch on again
+    with torch.no_grad():  # sampling is the plain output
+        torch.testing.assert_close(generator(noise), images[1], rtol=0, atol=0)
+
+
 def test_sparsity_features_tell_small_values_from_zeros(pattern_data):
     """With the auxiliary sparsity terms the critic sees a soft occupancy channel and per-image
     features; tiny values that log(1 + x / scale) would hide show as occupied pixels."""
@@ -296,7 +320,7 @@ def test_wgan_gp_critic_learns_to_separate_real_from_fake(pattern_data):
     cfg = dataclasses.replace(TINY, gan_loss="wgan_gp", gan_sparsity_features=True)
     spec = gan.gan_spec(cfg, pattern_data)
     generator, critic = gan.build_gan(spec, 1, options=gan.critic_options(cfg, pattern_data))
-    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=gan.ADAM_BETAS)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.999))
     real = pattern_data.x[:128].view(-1, 8, 8)
     with torch.no_grad():
         fake = generator(torch.randn(128, spec.noise_dim, generator=torch.Generator().manual_seed(0)))
@@ -316,6 +340,8 @@ def test_wgan_gp_critic_learns_to_separate_real_from_fake(pattern_data):
 @pytest.mark.parametrize("options", [
     {"gan_label_flip": 0.05, "gan_sparsity_features": True, "gan_threshold_output": True},
     {"gan_loss": "wgan_gp", "gan_critic_steps": 2, "gan_spectral_norm": True, "gan_sparsity_features": True},
+    {"gan_loss": "wgan_gp", "gan_straight_through": True, "gan_threshold_output": True, "gan_adam_beta1": 0.0,
+     "gan_adam_beta2": 0.9},
 ])
 def test_new_options_train_finitely_and_resume_exactly(pattern_data, tmp_path, options):
     cfg = dataclasses.replace(TINY, **options)
@@ -333,7 +359,9 @@ def test_new_options_train_finitely_and_resume_exactly(pattern_data, tmp_path, o
 
 def test_bad_new_gan_settings_are_clear_errors():
     for bad, match in [({"gan_loss": "hinge"}, "gan_loss"), ({"gan_label_flip": 0.5}, "gan_label_flip"),
-                       ({"gan_gp_weight": -1.0}, "gan_gp_weight"), ({"gan_spectral_norm": 1}, "gan_spectral_norm")]:
+                       ({"gan_gp_weight": -1.0}, "gan_gp_weight"), ({"gan_spectral_norm": 1}, "gan_spectral_norm"),
+                       ({"gan_straight_through": "yes"}, "gan_straight_through"),
+                       ({"gan_adam_beta1": 1.0}, "gan_adam_beta1"), ({"gan_adam_beta2": -0.1}, "gan_adam_beta2")]:
         with pytest.raises(ModelError, match=match):
             TrainConfig.from_mapping({"family": "gan", **bad})
 

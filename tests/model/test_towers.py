@@ -213,26 +213,31 @@ def test_sampling_draws_the_muon_then_its_context(trained, data):
 
 
 def test_tower_et_follows_the_data_quantiles(trained, data):
-    """After the ET map each calorimeter's tower ET follows the data's spectrum, within the data's range."""
-    slots, cells = T.slot_data(data)
+    """After the ET map the tower ET of each calorimeter, in the cone and around it, follows the data's spectrum,
+    within the data's range; the map is monotone within each of these groups."""
+    real_group = T.tower_group(data.towers, T.COPULA_CONE)
+    real_et = data.towers.et_ecal + data.towers.et_hcal
     for model in trained.values():
         towers, _ = T.generate_towers(model, 3000, seed=4, progress=False)
-        calo = T.tower_calorimeter(towers)
+        group = T.tower_group(towers, T.COPULA_CONE)
         et = towers.et_ecal + towers.et_hcal
         for c in range(2):
-            x = cells.x[:, torch.from_numpy(slots.calo == c)]
-            real = x[x != 0].numpy()
-            gen = et[calo == c]
+            real, gen = real_et[real_group // 2 == c], et[group // 2 == c]
             assert gen.min() >= real.min() * (1 - 1e-6) and gen.max() <= real.max() * (1 + 1e-6)
+        for g in range(len(T.COPULA_GROUPS)):
+            real, gen = real_et[real_group == g], et[group == g]
+            if real.size < T.ET_MAP_MIN_TOWERS:  # mapped with its calorimeter's spectrum
+                continue
             for q in (0.25, 0.5, 0.75):
-                assert np.quantile(gen, q) == pytest.approx(np.quantile(real, q), rel=0.2), (c, q)
+                assert np.quantile(gen, q) == pytest.approx(np.quantile(real, q), rel=0.2), (g, q)
         unmapped, _ = T.generate_towers(model, 300, seed=4, progress=False, match_et=False, render_images=False)
         mapped, _ = T.generate_towers(model, 300, seed=4, progress=False, render_images=False)
         np.testing.assert_array_equal(unmapped.edges, mapped.edges)  # the map changes ET only, monotonically
-        for part in ("et_ecal", "et_hcal"):  # monotone within each calorimeter
-            u, m = getattr(unmapped, part), getattr(mapped, part)
-            order = np.argsort(u[u > 0], kind="stable")
-            assert (np.diff(m[u > 0][order]) >= -1e-5).all()
+        group = T.tower_group(unmapped, T.COPULA_CONE)
+        u, m = unmapped.et_ecal + unmapped.et_hcal, mapped.et_ecal + mapped.et_hcal
+        for g in range(len(T.COPULA_GROUPS)):  # monotone within each group
+            order = np.argsort(u[group == g], kind="stable")
+            assert (np.diff(m[group == g][order]) >= -1e-5).all()
 
 
 def test_an_old_unconditional_record_asks_to_be_retrained(trained, data, tmp_path):
@@ -250,21 +255,61 @@ def test_an_old_unconditional_record_asks_to_be_retrained(trained, data, tmp_pat
         load_model(tmp_path / "old.pt")
 
 
-def test_count_copula_keeps_each_cell_and_spreads_the_counts(trained):
-    """The one-factor copula: each uniform stays uniform (every cell keeps its chance), the counts spread with rho."""
-    calo = np.r_[np.zeros(300, np.int64), np.ones(100, np.int64)]
-    p = torch.full((20000, 400), 0.02)
-    variances = []
-    for rho in ([0.0, 0.0], [0.3, 0.6]):
-        u = T.copula_uniforms(rho, calo, 20000, torch.Generator().manual_seed(1), "cpu")
+def test_region_copula_keeps_each_cell_and_spreads_the_counts(trained):
+    """The copula: each uniform stays uniform (every cell keeps its chance), the counts of a region spread with its
+    loading, and the two regions' factors are independent."""
+    group = np.r_[np.zeros(200, np.int64), np.ones(200, np.int64), np.full(100, 2), np.full(100, 3)]
+    p = torch.full((20000, 600), 0.02)
+    factors = torch.randn(20000, 2, generator=torch.Generator().manual_seed(2))
+    variances, counts = [], None
+    for loadings in ([0.0] * 4, [0.3, 0.0, 0.6, 0.0]):
+        u = T.copula_uniforms(loadings, group, factors, torch.Generator().manual_seed(1))
         assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float((u < 0.02).float().mean()) - 0.02) < 0.001
-        counts = (u < p).sum(dim=1).double()
-        variances.append(float(counts.var()))
-    assert variances[1] > 1.5 * variances[0]  # independent draws: binomial 400 * 0.02 * 0.98 = 7.8
-    assert variances[0] == pytest.approx(400 * 0.02 * 0.98, rel=0.1)
-    rho = trained["bernoulli"].fixed["count_copula"]
-    assert len(rho) == 2 and all(0.0 <= r < 0.95 for r in rho)
-    assert "count_copula" not in trained["multiplicity"].fixed  # count-then-place draws the data's counts
+        counts = torch.stack([(u[:, group == g] < p[:, group == g]).sum(dim=1).double() for g in range(4)], dim=1)
+        variances.append(counts.var(dim=0))
+    assert variances[1][0] > 1.5 * variances[0][0] and variances[1][2] > 1.5 * variances[0][2]
+    assert variances[1][1] == pytest.approx(float(variances[0][1]), rel=0.1)  # loading 0: binomial 200 * 0.02 * 0.98
+    assert float(variances[0][1]) == pytest.approx(200 * 0.02 * 0.98, rel=0.1)
+    cone_ecal, ring_ecal, cone_hcal = counts[:, 0], counts[:, 1], counts[:, 2]
+    assert float(torch.corrcoef(torch.stack([cone_ecal, cone_hcal]))[0, 1]) > 0.05  # one factor per region
+    assert abs(float(torch.corrcoef(torch.stack([cone_ecal, ring_ecal]))[0, 1])) < 0.03
+    for model in trained.values():
+        copula = model.fixed["copula"]
+        assert copula["cone"] == T.COPULA_CONE
+        assert all(0.0 <= r < 0.95 for part in ("count", "et") for r in copula[part])
+    assert trained["multiplicity"].fixed["copula"]["count"] == [0.0] * 4  # count-then-place draws the data's counts
+
+
+@pytest.mark.parametrize("count", T.TOWER_COUNTS)
+def test_fitted_copula_gives_the_data_spread_of_counts_and_et_per_region(trained, data, count):
+    """After the fit, each group's variance over images of the tower count (bernoulli) and of the summed ET is the
+    data's within the Monte Carlo error; where the largest loading cannot reach it, closer than independent draws."""
+    model = trained[count]
+    real = T.group_moments(data.towers, data.weight.numpy(), T.COPULA_CONE)
+    copula = model.fixed["copula"]
+    fitted = {part: list(copula[part]) for part in ("count", "et")}
+
+    def variances() -> tuple[np.ndarray, np.ndarray]:
+        towers, _ = T.generate_towers(model, 8000, seed=11, progress=False, render_images=False)
+        return tuple(v.var(axis=0) for v in T.group_sums(towers, T.COPULA_CONE))
+
+    try:
+        n_var, et_var = variances()
+        copula["count"], copula["et"] = [0.0] * 4, [0.0] * 4
+        n_indep, et_indep = variances()
+    finally:
+        copula.update(fitted)
+    parts = [("et", et_var, et_indep)] + ([("count", n_var, n_indep)] if count == "bernoulli" else [])
+    assert any(v > 0 for part, _, _ in parts for v in fitted[part])  # the synthetic towers are correlated
+    for part, var, indep in parts:
+        for g, loading in enumerate(fitted[part]):
+            where = (part, T.COPULA_GROUPS[g], loading, var[g], indep[g], real[part][g])
+            if loading == 0:  # independent draws already spread the group as much as the data
+                assert indep[g] >= 0.75 * real[part][g], where
+            elif loading < 0.9 * T.COPULA_MAX_LOADING:
+                assert var[g] == pytest.approx(real[part][g], rel=0.25), where
+            else:  # the largest loading: as close as it gets
+                assert indep[g] < var[g] < 1.25 * real[part][g], where
 
 
 def test_tower_et_is_shared_between_the_parts_as_in_the_data(trained, data):
