@@ -12,7 +12,7 @@ muon images (npix divisible by 8):
 - discriminator: log(1 + x / scale) -> 3x3 conv -> 3x3 locally connected (stride 2) ->
   3x3 locally connected (stride 2) -> 2x2 average pool -> features, plus minibatch
   discrimination (Salimans et al. 2016) -> real/fake logit.
-- training: non-saturating GAN loss, Adam(lr, betas (0.5, 0.999)); the real images' term
+- training: non-saturating GAN loss, Adam(lr, betas gan_adam_beta1/2: LAGAN's (0.5, 0.999)); the real images' term
   of the discriminator loss carries the training weights. `gan_critic_steps` discriminator
   steps (one per data batch) per generator step; the generator step reuses the batch of fakes
   the discriminator just saw (scored by the updated discriminator), saving a generator pass.
