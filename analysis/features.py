@@ -90,9 +90,15 @@ def classifier_features(images: np.ndarray, radius: float, n_rings: int = 8) -> 
 
 
 def et_weighted_radius(images: np.ndarray, radius: float) -> np.ndarray:
-    """ET-weighted mean dR of the pixels from the image centre, per image (N,); 0 for images whose ET sum is <= 0."""
+    """ET-weighted mean dR of the pixels from the image centre, per image (N,); 0 for images without positive ET.
+
+    Only positive ET weighs: a Gaussian likelihood can generate negative pixels, and with signed
+    weights an image whose values nearly cancel has a sum near 0 and a "radius" of any size
+    (seen: 10^6 on the paper's models, which made FPD/KPD and their errors meaningless). With
+    non-negative weights the feature stays within the image's dR range.
+    """
     dr = delta_r_map(images.shape[1], radius).reshape(-1)
-    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    flat = np.clip(images.reshape(images.shape[0], -1).astype(np.float64), 0.0, None)
     total = flat.sum(axis=1)
     moment = flat @ dr
     return np.divide(moment, total, out=np.zeros_like(total), where=total > 0)

@@ -7,6 +7,7 @@ import pytest
 
 from analysis.errors import AnalysisError
 from analysis.features import et_weighted_radius, physics_features, radial_profile, ring_edges, weighted_percentile
+from analysis.geometry import delta_r_map
 from analysis.inputs import read_calo_sums
 from analysis.metrics import percentile_key, tail_percentiles
 from analysis.physics_distance import fpd, frechet_distance, kpd, mmd_poly_unbiased, normalise_features
@@ -113,6 +114,12 @@ def test_features_with_and_without_towers(tmp_path) -> None:
     np.testing.assert_allclose(feats[:, 2:4], [[2, 2], [0, 0]])
     assert et_weighted_radius(img, 0.4)[0] == pytest.approx(0.5 * (np.hypot(0.05, 0.05) + np.hypot(0.35, 0.05)))
     assert et_weighted_radius(img, 0.4)[1] == 0.0  # empty image
+    signed = img.copy()
+    signed[1, 0, 3], signed[1, 3, 3] = 1.0, -0.999  # a Gaussian model's near-cancelling pair
+    r = et_weighted_radius(signed, 0.4)
+    assert r[0] == et_weighted_radius(img, 0.4)[0]  # no negative pixel: unchanged
+    assert r[1] == pytest.approx(np.hypot(0.35, 0.05))  # the positive pixel's dR, not 0.35 / 0.001
+    assert np.all(r <= delta_r_map(8, 0.4).max())
     path = write_image_file(tmp_path / "t.h5", img, np.full(2, 10.0), sample="signal", radius=0.4)
     assert read_calo_sums(path, 2) is None  # no towers: the ECal / HCal columns are left out
     with h5py.File(path, "a") as f:
