@@ -71,6 +71,12 @@ SPARSITY_MBD_KERNEL_DIM = 3
 OCCUPANCY_FEATURE_GAIN = 30.0
 #: the soft occupancy x / (x + t) uses t = x0 / 4 (x0 the ET threshold): real deposits give >= 0.8
 OCCUPANCY_SCALE_OF_THRESHOLD = 0.25
+#: ... but t >= scale / OCCUPANCY_MAX_GAIN: its slope at zero (1 / t) at most this many times that of the
+#: log channel (1 / scale). Images with towers spread over cells have non-zero values down to 1e-6 GeV
+#: (x0 ~ 1e-3 GeV): t = x0 / 4 made the critic's input gradient ~3,600 per pixel at zero, the WGAN-GP
+#: penalty ~10^5 from the first step, and 5 of 6 trainings blew the generated ET up by 10^2-10^3
+#: (docs/models.md). On the default images x0 / 4 is the larger (gain ~24-32): unchanged there.
+OCCUPANCY_MAX_GAIN = 40.0
 #: the data's ET threshold x0: this quantile of the non-zero training values (robust to a few odd values)
 THRESHOLD_QUANTILE = 0.01
 #: noise draws over which the occupancy calibration (calibrate_occupancy) measures each pixel's pre-activation
@@ -395,17 +401,27 @@ def critic_options(cfg: TrainConfig, data: TrainingData) -> CriticOptions:
     return CriticOptions(minibatch=cfg.gan_loss != "wgan_gp", minibatch_average=cfg.gan_minibatch_average,
                          spectral_norm=cfg.gan_spectral_norm,
                          sparsity_features=cfg.gan_sparsity_features,
-                         occupancy_scale_gev=OCCUPANCY_SCALE_OF_THRESHOLD * et_threshold(data))
+                         occupancy_scale_gev=occupancy_scale(et_threshold(data), float(data.nonzero_std())))
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP penalty mean_b (||grad_x critic(x_b)|| - 1)^2 at x = eps real + (1 - eps) fake (Gulrajani et al. 2017).
+def occupancy_scale(threshold_gev: float, scale_gev: float) -> float:
+    """t of the critic's soft occupancy x / (x + t): x0 / 4, floored at scale / OCCUPANCY_MAX_GAIN."""
+    return max(OCCUPANCY_SCALE_OF_THRESHOLD * threshold_gev, scale_gev / OCCUPANCY_MAX_GAIN)
 
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor,
+                     unit_gev: float = 1.0) -> torch.Tensor:
+    """WGAN-GP penalty mean_b (||grad_u critic||_b - 1)^2 at x = eps real + (1 - eps) fake (Gulrajani et al. 2017).
+
+    The gradient is taken with respect to u = x / unit_gev: the critic is held 1-Lipschitz in units
+    of the data's pixel-ET spread, not of 1 GeV. Otherwise the constraint depends on the images'
+    energy scale: the critic's input slopes per GeV are ~10x steeper on images with towers spread
+    over cells (non-zero values ~10x smaller), and the penalty held its weights ~10x smaller there.
     real, fake (B, n, n); eps (B,) in [0, 1]. Differentiable in the critic's parameters.
     """
     mixed = (eps[:, None, None] * real + (1.0 - eps[:, None, None]) * fake).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+    return ((grad.flatten(1).norm(dim=1) * unit_gev - 1.0) ** 2).mean()
 
 
 def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | None, *,
@@ -440,7 +456,7 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         if wasserstein:
             eps = torch.rand(real.shape[0], generator=batch.rng, device=device)
             loss_d = d_fake.mean() - (w * d_real).mean() \
-                + cfg.gan_gp_weight * gradient_penalty(discriminator, real, fake.detach(), eps)
+                + cfg.gan_gp_weight * gradient_penalty(discriminator, real, fake.detach(), eps, spec.scale_gev)
         else:
             # -[a log D(real) + (1 - a) log(1 - D(real))] - [b log D(fake) + (1 - b) log(1 - D(fake))]:
             # a = REAL_LABEL, b = 0, each label flipped (a -> 0, b -> 1) with probability gan_label_flip

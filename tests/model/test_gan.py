@@ -225,6 +225,18 @@ def test_gradient_penalty_of_a_linear_critic_is_known():
             return (x * unit).flatten(1).sum(dim=1)
 
     assert float(gan.gradient_penalty(Unit(), real, fake, torch.rand(6))) < 1e-10
+    # in units of unit_gev: the gradient with respect to x / unit_gev is unit_gev * a
+    torch.testing.assert_close(gan.gradient_penalty(Linear(), real, fake, torch.rand(6), unit_gev=0.25),
+                               (0.25 * a.norm() - 1.0) ** 2)
+    assert float(gan.gradient_penalty(Unit(), real, fake, torch.rand(6), unit_gev=3.0)) == pytest.approx(4.0)
+
+
+def test_soft_occupancy_scale_is_floored_relative_to_the_pixel_et_spread():
+    """t = x0 / 4 unless that makes the occupancy channel more than OCCUPANCY_MAX_GAIN times steeper
+    at zero than log(1 + x / scale): tower-over-cells images have x0 ~ 1e-3 GeV at scale ~0.25 GeV."""
+    assert gan.occupancy_scale(0.25, 1.5) == pytest.approx(0.0625)  # default images: x0 / 4
+    assert gan.occupancy_scale(1e-3, 0.25) == pytest.approx(0.25 / gan.OCCUPANCY_MAX_GAIN)
+    assert 0.25 / gan.occupancy_scale(1e-3, 0.25) <= gan.OCCUPANCY_MAX_GAIN + 1e-9
 
 
 def test_spectral_norm_bounds_each_kernel_and_the_locally_connected_layer():
