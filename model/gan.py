@@ -77,6 +77,8 @@ OCCUPANCY_SCALE_OF_THRESHOLD = 0.25
 #: penalty ~10^5 from the first step, and 5 of 6 trainings blew the generated ET up by 10^2-10^3
 #: (docs/models.md). On the default images x0 / 4 is the larger (gain ~24-32): unchanged there.
 OCCUPANCY_MAX_GAIN = 40.0
+#: the WGAN-GP penalty's unit of image ET is min(scale, this) (penalty_unit)
+PENALTY_UNIT_MAX_GEV = 1.0
 #: the data's ET threshold x0: this quantile of the non-zero training values (robust to a few odd values)
 THRESHOLD_QUANTILE = 0.01
 #: noise draws over which the occupancy calibration (calibrate_occupancy) measures each pixel's pre-activation
@@ -409,14 +411,24 @@ def occupancy_scale(threshold_gev: float, scale_gev: float) -> float:
     return max(OCCUPANCY_SCALE_OF_THRESHOLD * threshold_gev, scale_gev / OCCUPANCY_MAX_GAIN)
 
 
+def penalty_unit(scale_gev: float) -> float:
+    """The unit (GeV) of the image in which the WGAN-GP critic is held 1-Lipschitz: min(scale, PENALTY_UNIT_MAX_GEV).
+
+    Per GeV (Gulrajani et al.'s penalty on these images) unless the pixel-ET spread is smaller: on
+    images with towers over cells (scale ~0.25 GeV) a critic limited to slope 1 per GeV rated generated
+    images above real ones and the generated ET blew up; holding it per `scale` on the default images
+    (scale 1.5-2 GeV, a 1.5-2x stricter limit) made the background GAN worse in 3 of 3 seeds
+    (docs/models.md, "The GAN at scale over three seeds").
+    """
+    return min(float(scale_gev), PENALTY_UNIT_MAX_GEV)
+
+
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor,
                      unit_gev: float = 1.0) -> torch.Tensor:
     """WGAN-GP penalty mean_b (||grad_u critic||_b - 1)^2 at x = eps real + (1 - eps) fake (Gulrajani et al. 2017).
 
-    The gradient is taken with respect to u = x / unit_gev: the critic is held 1-Lipschitz in units
-    of the data's pixel-ET spread, not of 1 GeV. Otherwise the constraint depends on the images'
-    energy scale: the critic's input slopes per GeV are ~10x steeper on images with towers spread
-    over cells (non-zero values ~10x smaller), and the penalty held its weights ~10x smaller there.
+    The gradient is taken with respect to u = x / unit_gev (training uses penalty_unit(scale)): the
+    limit on the critic's slope is 1 per unit_gev of pixel ET.
     real, fake (B, n, n); eps (B,) in [0, 1]. Differentiable in the critic's parameters.
     """
     mixed = (eps[:, None, None] * real + (1.0 - eps[:, None, None]) * fake).detach().requires_grad_(True)
@@ -456,7 +468,8 @@ def train(data: TrainingData, cfg: TrainConfig, checkpoint_dir: str | Path | Non
         if wasserstein:
             eps = torch.rand(real.shape[0], generator=batch.rng, device=device)
             loss_d = d_fake.mean() - (w * d_real).mean() \
-                + cfg.gan_gp_weight * gradient_penalty(discriminator, real, fake.detach(), eps, spec.scale_gev)
+                + cfg.gan_gp_weight * gradient_penalty(discriminator, real, fake.detach(), eps,
+                                                           penalty_unit(spec.scale_gev))
         else:
             # -[a log D(real) + (1 - a) log(1 - D(real))] - [b log D(fake) + (1 - b) log(1 - D(fake))]:
             # a = REAL_LABEL, b = 0, each label flipped (a -> 0, b -> 1) with probability gan_label_flip
