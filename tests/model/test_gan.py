@@ -239,6 +239,34 @@ def test_soft_occupancy_scale_is_floored_relative_to_the_pixel_et_spread():
     assert 0.25 / gan.occupancy_scale(1e-3, 0.25) <= gan.OCCUPANCY_MAX_GAIN + 1e-9
 
 
+def test_wgan_gp_critic_and_penalty_do_not_depend_on_the_energy_scale_below_1_gev(pattern_data):
+    """Images with every ET x 0.01 (as towers spread over cells make them smaller): with the penalty per
+    min(scale, 1 GeV) and the floored occupancy scale, the same critic gives the same values and the
+    same penalty. Per GeV, the penalty on the small images would differ (the divergence at scale)."""
+    assert gan.penalty_unit(0.25) == pytest.approx(0.25) and gan.penalty_unit(1.9) == 1.0
+    c = 0.01
+    images = pattern_images(512, seed=1)
+    small_data = training_data_from_arrays(images * c, np.random.default_rng(2).uniform(0.5, 1.5, 512))
+    cfg = dataclasses.replace(TINY, gan_loss="wgan_gp", gan_sparsity_features=True)
+    built = []
+    for data in (pattern_data, small_data):
+        spec = gan.gan_spec(cfg, data)
+        assert spec.scale_gev < 1.0
+        _, critic = gan.build_gan(spec, 1, options=gan.critic_options(cfg, data))
+        built.append((spec, critic))
+    (spec, critic), (small_spec, small_critic) = built
+    assert small_spec.scale_gev == pytest.approx(c * spec.scale_gev, rel=1e-5)
+    real = torch.from_numpy(images[:16])
+    fake = torch.from_numpy(pattern_images(16, seed=5)) * 1.3
+    eps = torch.rand(16, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(small_critic(real * c), critic(real), rtol=1e-4, atol=1e-5)
+    penalty = gan.gradient_penalty(critic, real, fake, eps, gan.penalty_unit(spec.scale_gev))
+    small_penalty = gan.gradient_penalty(small_critic, real * c, fake * c, eps, gan.penalty_unit(small_spec.scale_gev))
+    torch.testing.assert_close(small_penalty, penalty, rtol=1e-3, atol=1e-5)
+    per_gev = gan.gradient_penalty(small_critic, real * c, fake * c, eps)
+    assert float(per_gev.detach()) > 100 * float(penalty.detach()) + 1.0
+
+
 def test_spectral_norm_bounds_each_kernel_and_the_locally_connected_layer():
     torch.manual_seed(2)
     lc = gan.LocallyConnected2d(3, 4, 8, 3, stride=2, padding=1, spectral_norm=True)
