@@ -73,9 +73,10 @@ OCCUPANCY_FEATURE_GAIN = 30.0
 OCCUPANCY_SCALE_OF_THRESHOLD = 0.25
 #: ... but t >= scale / OCCUPANCY_MAX_GAIN: its slope at zero (1 / t) at most this many times that of the
 #: log channel (1 / scale). Images with towers spread over cells have non-zero values down to 1e-6 GeV
-#: (x0 ~ 1e-3 GeV): t = x0 / 4 made the critic's input gradient ~3,600 per pixel at zero, the WGAN-GP
-#: penalty ~10^5 from the first step, and 5 of 6 trainings blew the generated ET up by 10^2-10^3
-#: (docs/models.md). On the default images x0 / 4 is the larger (gain ~24-32): unchanged there.
+#: (x0 ~ 1e-3 GeV): t = x0 / 4 made the critic's input slope ~3,600 per GeV at zero and the WGAN-GP
+#: penalty ~10^5 from the first step; with it (and the penalty per GeV, see penalty_unit) 5 of 6
+#: trainings blew the generated ET up by 10^2-10^3 (docs/models.md). On the default images x0 / 4 is
+#: the larger (gain ~24-32): unchanged there.
 OCCUPANCY_MAX_GAIN = 40.0
 #: the WGAN-GP penalty's unit of image ET is min(scale, this) (penalty_unit)
 PENALTY_UNIT_MAX_GEV = 1.0
